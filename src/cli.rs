@@ -1,0 +1,126 @@
+//! Command-line interface (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::article::DEFAULT_MAX_BYTES;
+use crate::device::DeviceChoice;
+
+#[derive(Debug, Parser)]
+#[command(name = "crossbrief", version, about = "Cross-lingual news briefs: translate articles into English with local open models, summarize each, and write one brief that cites its sources.")]
+pub struct Cli {
+    /// Where models run: auto (CUDA when built with it and a GPU is present, else CPU), cpu, cuda or cuda:N.
+    #[arg(long, global = true, default_value = "auto", env = "CROSSBRIEF_DEVICE")]
+    pub device: DeviceChoice,
+
+    /// Model profile from models/profiles.toml (which model translates each language, summarizes and briefs); default: the file's `default`.
+    #[arg(long, global = true, env = "CROSSBRIEF_PROFILE")]
+    pub profile: Option<String>,
+
+    /// Folder holding models/, prompts/ and rules/ (default: the current folder if it has them, else the source tree).
+    #[arg(long, global = true, env = "CROSSBRIEF_RESOURCES")]
+    pub resources: Option<PathBuf>,
+
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// No progress bars and only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Translate, summarize and brief articles (files or folders of .txt, .md and .json).
+    Run(RunArgs),
+    /// Print the English translation of one file.
+    Translate(TranslateArgs),
+    /// List, download or verify the models of the profile.
+    Models {
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DecodingArgs {
+    /// Sampling temperature; 0 decodes greedily (deterministic). Default: the model manifest's.
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling threshold, used when temperature > 0. Default: the manifest's.
+    #[arg(long)]
+    pub top_p: Option<f64>,
+    /// Random seed for sampling. Default: the manifest's.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Article files or folders (.txt, .md, .json with title/body/optional lang).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+
+    /// Output folder for brief.md, brief.json and articles/.
+    #[arg(long, short, default_value = "out")]
+    pub out: PathBuf,
+
+    /// Refuse input files larger than this many bytes.
+    #[arg(long, default_value_t = DEFAULT_MAX_BYTES)]
+    pub max_bytes: u64,
+
+    /// Never download: use only models already in the local cache.
+    #[arg(long)]
+    pub no_download: bool,
+
+    #[command(flatten)]
+    pub decoding: DecodingArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TranslateArgs {
+    /// Source language (ISO 639-1: pt, fr, ar, …).
+    #[arg(long = "from")]
+    pub from: String,
+
+    /// Translate each line on its own and print exactly one line per input line (for aligned evaluation corpora).
+    #[arg(long)]
+    pub lines: bool,
+
+    /// The file to translate (UTF-8 text).
+    pub file: PathBuf,
+
+    /// Refuse input files larger than this many bytes.
+    #[arg(long, default_value_t = 16 * DEFAULT_MAX_BYTES)]
+    pub max_bytes: u64,
+
+    /// Never download: use only models already in the local cache.
+    #[arg(long)]
+    pub no_download: bool,
+
+    #[command(flatten)]
+    pub decoding: DecodingArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsAction {
+    /// Show each model of the catalog, its files and whether they are in the local cache.
+    List,
+    /// Download the profile's models from the Hugging Face hub into the local cache (honours HF_HOME, HF_ENDPOINT, HF_HUB_OFFLINE).
+    Fetch {
+        /// Every model with a manifest, not only the profile's.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Check that the profile's model files are in the cache with the pinned sha256.
+    Verify {
+        /// Every model with a manifest, not only the profile's.
+        #[arg(long)]
+        all: bool,
+    },
+}

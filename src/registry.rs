@@ -1,0 +1,82 @@
+//! Loads each model the profile needs once, on first use, and remembers what was loaded
+//! (files, checksums, origin) for the run record.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use candle_core::Device;
+use serde::Serialize;
+
+use crate::backend::LlmEngine;
+use crate::error::{Error, Result};
+use crate::hub::{ResolvedFile, Resolver};
+use crate::manifest::{Catalog, HubSource};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelRecord {
+    pub name: String,
+    pub display_name: String,
+    pub hub: HubSource,
+    pub files: Vec<ResolvedFile>,
+    pub load_s: f64,
+}
+
+pub struct Registry<'a> {
+    catalog: &'a Catalog,
+    resolver: Resolver,
+    device: Device,
+    allow_download: bool,
+    engines: BTreeMap<String, std::result::Result<LlmEngine, String>>,
+    pub records: Vec<ModelRecord>,
+}
+
+impl<'a> Registry<'a> {
+    pub fn new(catalog: &'a Catalog, resolver: Resolver, device: Device, allow_download: bool) -> Self {
+        Registry {
+            catalog,
+            resolver,
+            device,
+            allow_download,
+            engines: BTreeMap::new(),
+            records: Vec::new(),
+        }
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The engine for `name`, loading it the first time. A model that failed to load keeps
+    /// failing with the same message without being retried.
+    pub fn llm(&mut self, name: &str) -> Result<&mut LlmEngine> {
+        if !self.engines.contains_key(name) {
+            let loaded = self.load(name).map_err(|e| e.to_string());
+            if let Err(e) = &loaded {
+                tracing::error!("{e}");
+            }
+            self.engines.insert(name.to_string(), loaded);
+        }
+        match self.engines.get_mut(name) {
+            Some(Ok(engine)) => Ok(engine),
+            Some(Err(message)) => Err(Error::model(name, message.clone())),
+            None => unreachable!("inserted above"),
+        }
+    }
+
+    fn load(&mut self, name: &str) -> Result<LlmEngine> {
+        let manifest = self.catalog.model(name)?;
+        let started = Instant::now();
+        let files = self.resolver.resolve_all(manifest, self.allow_download)?;
+        let engine = LlmEngine::load(manifest, &files, &self.device)?;
+        let load_s = started.elapsed().as_secs_f64();
+        tracing::info!(model = name, seconds = load_s, "model loaded");
+        self.records.push(ModelRecord {
+            name: manifest.name.clone(),
+            display_name: manifest.display_name.clone(),
+            hub: manifest.hub.clone(),
+            files,
+            load_s,
+        });
+        Ok(engine)
+    }
+}

@@ -1,0 +1,158 @@
+//! Runs the `crossbrief` binary as a user would. The tests that translate use the real model
+//! (fetched by scripts/fetch-models.py); the others need no model.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::str::contains;
+
+fn crossbrief() -> Command {
+    let mut cmd = Command::cargo_bin("crossbrief").unwrap();
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).arg("-q");
+    cmd
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn help_explains_commands_and_options() {
+    let out = crossbrief().arg("--help").assert().success();
+    for word in ["run", "translate", "models", "--device", "--profile", "--verbose", "--quiet"] {
+        out.clone().stdout(contains(word));
+    }
+    crossbrief()
+        .args(["run", "--help"])
+        .assert()
+        .success()
+        .stdout(contains("--out"))
+        .stdout(contains("--max-bytes"))
+        .stdout(contains("--temperature"));
+    crossbrief()
+        .args(["translate", "--help"])
+        .assert()
+        .success()
+        .stdout(contains("--lines"))
+        .stdout(contains("--from"));
+}
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn cuda_on_a_cpu_build_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "a.txt", "Bonjour.".as_bytes());
+    crossbrief()
+        .args(["--device", "cuda", "translate", "--from", "fr"])
+        .arg(&file)
+        .assert()
+        .code(1)
+        .stderr(contains("no CUDA support"))
+        .stderr(contains("--features cuda"));
+}
+
+#[test]
+fn a_missing_model_says_what_to_run() {
+    let cache = tempfile::tempdir().unwrap();
+    crossbrief()
+        .env("HF_HOME", cache.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .args(["models", "verify"])
+        .assert()
+        .code(1)
+        .stdout(contains("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"))
+        .stderr(contains("scripts/fetch-models.py"));
+
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.txt", "Le gouvernement a présenté lundi un budget de 500 milliards d'euros pour l'année prochaine, en hausse de 3%.".as_bytes());
+    let out = dir.path().join("out");
+    crossbrief()
+        .env("HF_HOME", cache.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .args(["run", "--out"])
+        .arg(&out)
+        .arg(dir.path().join("a.txt"))
+        .assert()
+        .code(2)
+        .stderr(contains("a.txt"))
+        .stderr(contains("HF_HUB_OFFLINE"))
+        .stderr(contains("fetch-models.py"));
+    // The report is still written and names the failure.
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("brief.json")).unwrap()).unwrap();
+    assert_eq!(json["failures"][0]["stage"], "translate");
+}
+
+#[test]
+fn a_corrupt_model_is_refused_with_its_checksum() {
+    let cache = tempfile::tempdir().unwrap();
+    let repo = cache.path().join("hub/models--Qwen--Qwen2.5-Coder-1.5B-Instruct-GGUF");
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::create_dir_all(repo.join("snapshots/main")).unwrap();
+    std::fs::write(repo.join("refs/main"), "main").unwrap();
+    std::fs::write(repo.join("snapshots/main/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"), b"GGUF truncated").unwrap();
+    crossbrief()
+        .env("HF_HOME", cache.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .args(["models", "verify"])
+        .assert()
+        .code(1)
+        .stdout(contains("has sha256"))
+        .stdout(contains("expected cc324af0"));
+}
+
+#[test]
+fn translate_lines_prints_one_line_per_input_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = "Les actions ont augmenté de plus de 11% lundi.\n\nLe PDG a déclaré que l'entreprise allait recruter 1 000 personnes.\nMerci.\n";
+    let file = write(dir.path(), "lines.fra", input.as_bytes());
+    let out = crossbrief()
+        .args(["translate", "--from", "fr", "--lines"])
+        .arg(&file)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[0].contains("11%"), "{text}");
+    assert!(lines[1].is_empty(), "{text}");
+    assert!(lines[2].contains("1,000") || lines[2].contains("1000") || lines[2].contains("1 000"), "{text}");
+}
+
+#[test]
+fn bad_articles_are_reported_and_the_good_one_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    write(&inputs, "empty.txt", b"");
+    write(&inputs, "binary.txt", b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00");
+    write(&inputs, "latin1.txt", b"Not\xedcia: a infla\xe7\xe3o subiu 2%.");
+    write(&inputs, "german.txt", "Die Regierung hat am Montag einen neuen Haushalt vorgestellt, der deutlich höhere Ausgaben für Bildung und Forschung vorsieht.".as_bytes());
+    write(&inputs, "good.json", r#"{"title": "Hausse des actions", "body": "Les actions de la société ont augmenté de 12% lundi après l'annonce d'un contrat de 40 millions de dollars.", "lang": "fr"}"#.as_bytes());
+    let out = dir.path().join("out");
+    let assert = crossbrief().args(["run", "--out"]).arg(&out).arg(&inputs).assert().code(2);
+    let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
+    for (file, problem) in [
+        ("empty.txt", "empty"),
+        ("binary.txt", "binary"),
+        ("latin1.txt", "UTF-8"),
+        ("german.txt", "unsupported language de"),
+    ] {
+        assert!(stderr.lines().any(|l| l.contains(file) && l.contains(problem)), "{file}: {stderr}");
+    }
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("brief.json")).unwrap()).unwrap();
+    assert_eq!(json["failures"].as_array().unwrap().len(), 4);
+    let articles = json["articles"].as_array().unwrap();
+    assert_eq!(articles.len(), 1);
+    assert_eq!(articles[0]["id"], "good");
+    assert_eq!(articles[0]["language"], "fr");
+    let translation = articles[0]["translation"].as_str().unwrap();
+    assert!(translation.contains("12%"), "{translation}");
+    assert!(out.join("articles/good.md").is_file());
+    let brief = std::fs::read_to_string(out.join("brief.md")).unwrap();
+    assert!(brief.contains("## Not included") && brief.contains("german.txt"), "{brief}");
+}
