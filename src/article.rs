@@ -54,7 +54,10 @@ pub fn collect_inputs(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Error>) {
                         .collect();
                     found.sort();
                     if found.is_empty() {
-                        errors.push(Error::input(path, "folder holds no .txt, .md or .json file"));
+                        errors.push(Error::input(
+                            path,
+                            "folder holds no .txt, .md or .json file",
+                        ));
                     }
                     files.extend(found);
                 }
@@ -98,23 +101,34 @@ pub fn unique_id(path: &Path, taken: &mut BTreeSet<String>) -> String {
 
 /// Reads and decodes one file.
 pub fn load(path: &Path, id: String, max_bytes: u64) -> Result<SourceDoc> {
-    let size = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+    let size = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
     if size > max_bytes {
         return Err(Error::input(
             path,
-            format!("file is {size} bytes, over the limit of {max_bytes} (raise it with --max-bytes)"),
+            format!(
+                "file is {size} bytes, over the limit of {max_bytes} (raise it with --max-bytes)"
+            ),
         ));
     }
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let text = decode_text(path, &bytes)?;
-    let format = match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase) {
+    let format = match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+    {
         Some(e) if e == "md" => Format::Markdown,
         Some(e) if e == "json" => Format::Json,
         _ => Format::Text,
     };
     let (text, declared_title, declared_lang) = if format == Format::Json {
         let article: JsonArticle = serde_json::from_str(&text).map_err(|e| {
-            Error::input(path, format!("not an article object {{title, body, lang?}}: {e}"))
+            Error::input(
+                path,
+                format!("not an article object {{title, body, lang?}}: {e}"),
+            )
         })?;
         (article.body, article.title, article.lang)
     } else {
@@ -139,7 +153,10 @@ fn decode_text(path: &Path, bytes: &[u8]) -> Result<String> {
         return Err(Error::input(path, "empty file"));
     }
     if bytes.contains(&0) {
-        return Err(Error::input(path, "binary data (NUL bytes), not a text article"));
+        return Err(Error::input(
+            path,
+            "binary data (NUL bytes), not a text article",
+        ));
     }
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|e| {
@@ -156,7 +173,10 @@ fn decode_text(path: &Path, bytes: &[u8]) -> Result<String> {
         .filter(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
         .count();
     if controls * 20 > text.chars().count() {
-        return Err(Error::input(path, "binary data (mostly control characters), not a text article"));
+        return Err(Error::input(
+            path,
+            "binary data (mostly control characters), not a text article",
+        ));
     }
     Ok(text.to_string())
 }
@@ -177,12 +197,22 @@ mod tests {
         let cases: [(&str, &[u8], &str); 4] = [
             ("empty.txt", b"", "empty"),
             ("blank.txt", b"  \n\n ", "empty article"),
-            ("latin1.txt", b"Not\xedcia de S\xe3o Paulo", "not valid UTF-8"),
-            ("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
+            (
+                "latin1.txt",
+                b"Not\xedcia de S\xe3o Paulo",
+                "not valid UTF-8",
+            ),
+            (
+                "image.txt",
+                b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+                "binary",
+            ),
         ];
         for (name, bytes, expected) in cases {
             let path = write(dir.path(), name, bytes);
-            let err = load(&path, "x".into(), DEFAULT_MAX_BYTES).unwrap_err().to_string();
+            let err = load(&path, "x".into(), DEFAULT_MAX_BYTES)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(name), "{err}");
             assert!(err.contains(expected), "{err}");
         }
@@ -209,7 +239,9 @@ mod tests {
         assert_eq!(doc.declared_title.as_deref(), Some("Titre"));
         assert_eq!(doc.declared_lang.as_deref(), Some("fr"));
         let bad = write(dir.path(), "b.json", br#"{"headline": "x"}"#);
-        let err = load(&bad, "b".into(), DEFAULT_MAX_BYTES).unwrap_err().to_string();
+        let err = load(&bad, "b".into(), DEFAULT_MAX_BYTES)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("b.json") && err.contains("body"), "{err}");
     }
 
@@ -220,7 +252,10 @@ mod tests {
         write(dir.path(), "a.md", b"x");
         write(dir.path(), "c.pdf", b"x");
         let (files, errors) = collect_inputs(&[dir.path().to_path_buf(), dir.path().join("c.pdf")]);
-        let names: Vec<_> = files.iter().map(|p| p.file_name().unwrap().to_owned()).collect();
+        let names: Vec<_> = files
+            .iter()
+            .map(|p| p.file_name().unwrap().to_owned())
+            .collect();
         assert_eq!(names, ["a.md", "b.txt"]);
         assert_eq!(errors.len(), 1);
         assert!(errors[0].to_string().contains("c.pdf"));

@@ -4,19 +4,21 @@
 use std::sync::LazyLock;
 
 use regex::Regex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+/// Digits with decimal or grouping marks; a space groups only a following block of exactly three
+/// digits (French "1 000"), so two numbers side by side stay apart.
 static NUMBER: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\d+(?:[.,\u{066B}\u{066C}\u{202F} ]\d+)*").unwrap());
+    LazyLock::new(|| Regex::new(r"\d+(?:[.,\u{066B}\u{066C}]\d+|[ \u{202F}]\d{3}\b)*").unwrap());
 
 /// A problem found in one article, reported in `brief.json` and as a footnote in `brief.md`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Flag {
     pub kind: FlagKind,
     pub message: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FlagKind {
     /// A number of the source is not in the translation.
@@ -45,18 +47,132 @@ pub fn ascii_digits(text: &str) -> String {
         .collect()
 }
 
-/// Numbers written in `text`, each with the values it can stand for (a comma or point can be
-/// a decimal or a thousands separator depending on the language).
-pub fn numbers(text: &str) -> Vec<(String, Vec<f64>)> {
+/// A language's scale words and their factors.
+type ScaleWords = Vec<(Regex, f64)>;
+
+/// Scale words that multiply the number before them, per language (longest first).
+static SCALES: LazyLock<Vec<(&'static str, ScaleWords)>> = LazyLock::new(|| {
+    let table: [(&str, &[(&str, f64)]); 4] = [
+        (
+            "en",
+            &[
+                (r"trillions?|tn", 1e12),
+                (r"billions?|bn", 1e9),
+                (r"millions?|mn", 1e6),
+                (r"thousands?", 1e3),
+            ],
+        ),
+        (
+            "pt",
+            &[
+                (r"mil milhões|milhares de milhões", 1e9),
+                (r"trilhões|trilhão|biliões|bilião", 1e12),
+                (r"bilhões|bilhão", 1e9),
+                (r"milhões|milhão", 1e6),
+                (r"mil", 1e3),
+            ],
+        ),
+        (
+            "fr",
+            &[
+                (r"billions?", 1e12),
+                (r"milliards?|mds", 1e9),
+                (r"millions?", 1e6),
+                (r"mille", 1e3),
+            ],
+        ),
+        (
+            "ar",
+            &[
+                (r"تريليونات|تريليوني|تريليون", 1e12),
+                (r"مليارات|ملياري|مليارا|مليار", 1e9),
+                (r"ملايين|مليوني|مليونا|مليون", 1e6),
+                (r"آلاف|ألف|الف", 1e3),
+            ],
+        ),
+    ];
+    table
+        .into_iter()
+        .map(|(lang, words)| {
+            let compiled = words
+                .iter()
+                .map(|(w, f)| (Regex::new(&format!(r"(?i)^\s*(?:{w})\b")).unwrap(), *f))
+                .collect();
+            (lang, compiled)
+        })
+        .collect()
+});
+
+fn scale_after(rest: &str, lang: &str) -> f64 {
+    SCALES
+        .iter()
+        .find(|(l, _)| *l == lang)
+        .and_then(|(_, words)| words.iter().find(|(re, _)| re.is_match(rest)))
+        .map_or(1.0, |(_, factor)| *factor)
+}
+
+/// Numbers written in `text` (in language `lang`), each with the values it can stand for: a
+/// comma or point can be a decimal or a thousands separator, and a scale word after it
+/// ("mil milhões", "milliards", "مليار", "billion") multiplies it.
+pub fn numbers(text: &str, lang: &str) -> Vec<(String, Vec<f64>)> {
     let text = ascii_digits(text);
     NUMBER
         .find_iter(&text)
         .map(|m| {
+            let factor = scale_after(&text[m.end()..], lang);
             let literal = m.as_str().trim().to_string();
-            let values = readings(&literal);
+            let values = readings(&literal).into_iter().map(|v| v * factor).collect();
+            let literal = if factor == 1.0 {
+                literal
+            } else {
+                let word = SCALES
+                    .iter()
+                    .find(|(l, _)| *l == lang)
+                    .and_then(|(_, ws)| ws.iter().find_map(|(re, _)| re.find(&text[m.end()..])))
+                    .map(|w| w.as_str().trim().to_string())
+                    .unwrap_or_default();
+                format!("{literal} {word}")
+            };
             (literal, values)
         })
         .collect()
+}
+
+/// Amounts written with a scale word in `text`, each with its English reading, e.g.
+/// `("19 mil milhões", "19 billion")`: a hint for translators that confuse scales.
+pub fn scaled_amounts(text: &str, lang: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (literal, values) in numbers(text, lang) {
+        let [value] = values[..] else { continue };
+        if !literal.contains(' ') {
+            continue;
+        }
+        let english = english_amount(value);
+        if !out.iter().any(|(l, _)| *l == literal) {
+            out.push((literal, english));
+        }
+    }
+    out
+}
+
+fn english_amount(value: f64) -> String {
+    for (factor, word) in [(1e12, "trillion"), (1e9, "billion"), (1e6, "million")] {
+        if value >= factor {
+            let scaled = format!("{:.3}", value / factor);
+            let scaled = scaled.trim_end_matches('0').trim_end_matches('.');
+            return format!("{scaled} {word}");
+        }
+    }
+    let int = value.round() as u64;
+    let digits = int.to_string();
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    grouped
 }
 
 fn readings(literal: &str) -> Vec<f64> {
@@ -86,11 +202,19 @@ fn same(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
 
-/// Source numbers whose value appears nowhere in the translation.
-pub fn missing_numbers(source: &str, translation: &str) -> Vec<String> {
-    let found: Vec<f64> = numbers(translation).into_iter().flat_map(|(_, v)| v).collect();
+/// Numbers of `source` (language `source_lang`) whose value appears nowhere in `target`.
+pub fn missing_numbers(
+    source: &str,
+    source_lang: &str,
+    target: &str,
+    target_lang: &str,
+) -> Vec<String> {
+    let found: Vec<f64> = numbers(target, target_lang)
+        .into_iter()
+        .flat_map(|(_, v)| v)
+        .collect();
     let mut missing = Vec::new();
-    for (literal, values) in numbers(source) {
+    for (literal, values) in numbers(source, source_lang) {
         let present = values.iter().any(|v| found.iter().any(|f| same(*v, *f)));
         if !present && !missing.contains(&literal) {
             missing.push(literal);
@@ -99,9 +223,14 @@ pub fn missing_numbers(source: &str, translation: &str) -> Vec<String> {
     missing
 }
 
-/// Translation numbers whose value appears nowhere in the source.
-pub fn extra_numbers(source: &str, translation: &str) -> Vec<String> {
-    missing_numbers(translation, source)
+/// Numbers of the source missing from its English translation.
+pub fn lost_numbers(source: &str, lang: &str, translation: &str) -> Vec<String> {
+    missing_numbers(source, lang, translation, "en")
+}
+
+/// Numbers of the English translation that are not in the source.
+pub fn invented_numbers(source: &str, lang: &str, translation: &str) -> Vec<String> {
+    missing_numbers(translation, "en", source, lang)
 }
 
 /// True when some run of `n` words repeats at least `times` times back to back at the end,
@@ -124,27 +253,116 @@ mod tests {
 
     #[test]
     fn locale_separators_match_english_values() {
-        assert!(missing_numbers("uma taxa de 2,4 EH/s e 4,7 mil milhões", "a rate of 2.4 EH/s and 4.7 billion").is_empty());
-        assert!(missing_numbers("près de 21,86 dollars, 8 millions", "around $21.86, 8 million").is_empty());
-        assert!(missing_numbers("عند نحو 125,000 دولار و9.72٪", "at about $125,000 and 9.72%").is_empty());
-        assert!(missing_numbers("٢٠ أكتوبر", "October 20").is_empty());
+        assert!(lost_numbers(
+            "uma taxa de 2,4 EH/s e 15%",
+            "pt",
+            "a rate of 2.4 EH/s and 15%"
+        )
+        .is_empty());
+        assert!(lost_numbers("près de 21,86 dollars", "fr", "around $21.86").is_empty());
+        assert!(lost_numbers(
+            "عند نحو 125,000 دولار و9.72٪",
+            "ar",
+            "at about $125,000 and 9.72%"
+        )
+        .is_empty());
+        assert!(lost_numbers("٢٠ أكتوبر", "ar", "October 20").is_empty());
+        assert!(lost_numbers("recruter 1 000 personnes", "fr", "hire 1,000 people").is_empty());
+        assert!(lost_numbers("les 3 12 derniers", "fr", "the last 3 12").is_empty());
+    }
+
+    #[test]
+    fn scale_words_are_part_of_the_value() {
+        assert!(lost_numbers(
+            "receitas de 4,7 mil milhões de dólares",
+            "pt",
+            "revenue of $4.7 billion"
+        )
+        .is_empty());
+        assert!(lost_numbers(
+            "receitas de 4,7 mil milhões de dólares",
+            "pt",
+            "revenue of 4,700 million dollars"
+        )
+        .is_empty());
+        assert_eq!(
+            lost_numbers(
+                "receitas de 4,7 mil milhões de dólares",
+                "pt",
+                "revenue of 4.7 million dollars"
+            ),
+            ["4,7 mil milhões"]
+        );
+        assert!(lost_numbers(
+            "US$ 150 milhões e 3 mil pessoas",
+            "pt",
+            "$150 million and 3,000 people"
+        )
+        .is_empty());
+        assert!(lost_numbers(
+            "8 millions de dollars, 500 milliards",
+            "fr",
+            "$8 million, 500 billion"
+        )
+        .is_empty());
+        assert!(lost_numbers("3 مليارات دولار", "ar", "3 billion dollars").is_empty());
+        assert_eq!(
+            invented_numbers("19 mil milhões", "pt", "$19 million"),
+            ["19 million"]
+        );
+    }
+
+    #[test]
+    fn scaled_amounts_get_english_readings() {
+        let amounts = scaled_amounts(
+            "19 mil milhões em maio, 7,5 mil milhões, 3 mil pessoas e 2,4 EH/s",
+            "pt",
+        );
+        let expected = [
+            ("19 mil milhões", "19 billion"),
+            ("7,5 mil milhões", "7.5 billion"),
+            ("3 mil", "3,000"),
+        ];
+        assert_eq!(
+            amounts,
+            expected.map(|(a, b)| (a.to_string(), b.to_string()))
+        );
+        assert_eq!(
+            scaled_amounts("8 millions de dollars", "fr")[0].1,
+            "8 million"
+        );
     }
 
     #[test]
     fn a_changed_number_is_caught() {
-        assert_eq!(missing_numbers("1.000 funcionários e 683 milhões", "10,000 staff and 683 million"), ["1.000"]);
-        assert_eq!(missing_numbers("plus de 11% lundi", "more than 14% on Monday"), ["11"]);
+        assert_eq!(
+            lost_numbers(
+                "1.000 funcionários e 683 milhões",
+                "pt",
+                "10,000 staff and 683 million"
+            ),
+            ["1.000"]
+        );
+        assert_eq!(
+            lost_numbers("plus de 11% lundi", "fr", "more than 14% on Monday"),
+            ["11"]
+        );
     }
 
     #[test]
     fn an_invented_number_is_caught() {
-        assert_eq!(extra_numbers("no início de outubro", "on October 1"), ["1"]);
-        assert!(extra_numbers("2,4 EH/s", "2.4 EH/s").is_empty());
+        assert_eq!(
+            invented_numbers("no início de outubro", "pt", "on October 1"),
+            ["1"]
+        );
+        assert!(invented_numbers("2,4 EH/s", "pt", "2.4 EH/s").is_empty());
     }
 
     #[test]
     fn detects_loops() {
-        assert!(has_repetition_loop(&"the market the market".repeat(5)));
-        assert!(!has_repetition_loop("Shares rose 11% on Monday, near a four-year high."));
+        assert!(has_repetition_loop(&["the market"; 10].join(" ")));
+        assert!(!has_repetition_loop(
+            "Shares rose 11% on Monday, near a four-year high."
+        ));
     }
 }

@@ -55,7 +55,11 @@ impl BoilerplateRules {
             .collect();
         paths.sort();
         for path in paths {
-            let lang = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+            let lang = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_string();
             let parsed = Self::parse(&path)?;
             if lang == "common" {
                 rules.common = parsed;
@@ -98,7 +102,7 @@ impl BoilerplateRules {
 }
 
 /// Why a paragraph was removed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Removal {
     RepeatedBlock { text: String },
@@ -113,7 +117,12 @@ pub fn normalize(text: &str) -> String {
         .lines()
         .map(|line| {
             line.chars()
-                .filter(|c| !matches!(c, '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}'))
+                .filter(|c| {
+                    !matches!(
+                        c,
+                        '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}'
+                    )
+                })
                 .map(|c| if c.is_whitespace() { ' ' } else { c })
                 .collect::<String>()
                 .split(' ')
@@ -148,7 +157,10 @@ pub fn split_paragraphs(text: &str) -> Vec<String> {
     if text.contains("\n\n") && open * 2 > inner {
         blocks.into_iter().map(|b| b.join(" ")).collect()
     } else {
-        text.lines().filter(|l| !l.is_empty()).map(str::to_string).collect()
+        text.lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
     }
 }
 
@@ -215,7 +227,10 @@ pub fn deduplicate(text: &str, format: Format) -> Deduplicated {
     let normalized = normalize(text);
     let mut paragraphs = split_paragraphs(&normalized);
     if format == Format::Markdown {
-        paragraphs = paragraphs.into_iter().map(|p| strip_markdown_heading(&p)).collect();
+        paragraphs = paragraphs
+            .into_iter()
+            .map(|p| strip_markdown_heading(&p))
+            .collect();
     }
     let (paragraphs, removed, title_hint) = drop_repeated(paragraphs);
     Deduplicated {
@@ -243,7 +258,12 @@ pub struct Cleaned {
 }
 
 /// Removes boilerplate for `lang` and separates the title from the body.
-pub fn finish(dedup: Deduplicated, rules: &BoilerplateRules, lang: &str, declared_title: Option<&str>) -> Cleaned {
+pub fn finish(
+    dedup: Deduplicated,
+    rules: &BoilerplateRules,
+    lang: &str,
+    declared_title: Option<&str>,
+) -> Cleaned {
     let Deduplicated {
         paragraphs,
         mut removed,
@@ -295,7 +315,8 @@ mod tests {
     use super::*;
 
     fn rules() -> BoilerplateRules {
-        BoilerplateRules::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/boilerplate")).unwrap()
+        BoilerplateRules::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/boilerplate"))
+            .unwrap()
     }
 
     fn clean(text: &str, lang: &str) -> Cleaned {
@@ -312,10 +333,19 @@ mod tests {
     #[test]
     fn wrapped_blocks_become_paragraphs() {
         let text = "First line of a wrapped\nparagraph here.\n\nSecond one.";
-        assert_eq!(split_paragraphs(text), ["First line of a wrapped paragraph here.", "Second one."]);
-        assert_eq!(split_paragraphs("One.\nTwo.\n\n\nThree."), ["One.", "Two.", "Three."]);
+        assert_eq!(
+            split_paragraphs(text),
+            ["First line of a wrapped paragraph here.", "Second one."]
+        );
+        assert_eq!(
+            split_paragraphs("One.\nTwo.\n\n\nThree."),
+            ["One.", "Two.", "Three."]
+        );
         // One paragraph per line, then trailing blank lines (as scrapers leave them).
-        assert_eq!(split_paragraphs("First paragraph.\nSecond paragraph.\n\n\n"), ["First paragraph.", "Second paragraph."]);
+        assert_eq!(
+            split_paragraphs("First paragraph.\nSecond paragraph.\n\n\n"),
+            ["First paragraph.", "Second paragraph."]
+        );
     }
 
     #[test]
@@ -329,7 +359,10 @@ mod tests {
             body[0], body[1], body[0], body[1]
         );
         let cleaned = clean(&text, "pt");
-        assert_eq!(cleaned.title.as_deref(), Some("Banco central mantém juros em 10,5%"));
+        assert_eq!(
+            cleaned.title.as_deref(),
+            Some("Banco central mantém juros em 10,5%")
+        );
         assert_eq!(cleaned.paragraphs, body);
         assert_eq!(cleaned.removed.len(), 2);
     }
@@ -338,7 +371,14 @@ mod tests {
     fn short_repeated_lines_are_kept() {
         let text = "Uma citação longa o bastante para ser um parágrafo de verdade aqui.\nAnalistas do JP Morgan\nOutra citação longa o bastante para ser um parágrafo de verdade.\nAnalistas do JP Morgan";
         let cleaned = clean(text, "pt");
-        assert_eq!(cleaned.paragraphs.iter().filter(|p| *p == "Analistas do JP Morgan").count(), 2);
+        assert_eq!(
+            cleaned
+                .paragraphs
+                .iter()
+                .filter(|p| *p == "Analistas do JP Morgan")
+                .count(),
+            2
+        );
     }
 
     #[test]
@@ -370,10 +410,14 @@ mod tests {
     fn short_first_line_is_the_title() {
         let text = "Inflation ralentit en octobre\nL'inflation a ralenti à 2,1% en octobre selon l'institut national de statistique.";
         let cleaned = clean(text, "fr");
-        assert_eq!(cleaned.title.as_deref(), Some("Inflation ralentit en octobre"));
+        assert_eq!(
+            cleaned.title.as_deref(),
+            Some("Inflation ralentit en octobre")
+        );
         assert_eq!(cleaned.paragraphs.len(), 1);
         // A heading that ends with a colon is a section label, not a title.
-        let text = "Points clés :\nL'inflation a ralenti à 2,1% en octobre selon l'institut national.";
+        let text =
+            "Points clés :\nL'inflation a ralenti à 2,1% en octobre selon l'institut national.";
         assert_eq!(clean(text, "fr").title, None);
     }
 }

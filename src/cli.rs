@@ -8,7 +8,11 @@ use crate::article::DEFAULT_MAX_BYTES;
 use crate::device::DeviceChoice;
 
 #[derive(Debug, Parser)]
-#[command(name = "crossbrief", version, about = "Cross-lingual news briefs: translate articles into English with local open models, summarize each, and write one brief that cites its sources.")]
+#[command(
+    name = "crossbrief",
+    version,
+    about = "Cross-lingual news briefs: translate articles into English with local open models, summarize each, and write one brief that cites its sources."
+)]
 pub struct Cli {
     /// Where models run: auto (CUDA when built with it and a GPU is present, else CPU), cpu, cuda or cuda:N.
     #[arg(long, global = true, default_value = "auto", env = "CROSSBRIEF_DEVICE")]

@@ -6,6 +6,7 @@
 pub mod article;
 pub mod backend;
 pub mod check;
+pub mod cite;
 pub mod clean;
 pub mod cli;
 pub mod device;

@@ -42,7 +42,8 @@ fn init_tracing(verbose: u8, quiet: bool) {
         (false, 2) => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("crossbrief={level},warn")));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("crossbrief={level},warn")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -55,8 +56,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let catalog = Catalog::load(&resources.models_dir(), cli.profile.as_deref())?;
     let progress = Progress::new(cli.quiet);
     match cli.command {
-        Command::Run(args) => run_job(&cli_device(&cli.device)?, &resources, &catalog, progress, args, cli.quiet),
-        Command::Translate(args) => translate(&cli_device(&cli.device)?, &resources, &catalog, progress, args),
+        Command::Run(args) => run_job(
+            &cli_device(&cli.device)?,
+            &resources,
+            &catalog,
+            progress,
+            args,
+            cli.quiet,
+        ),
+        Command::Translate(args) => translate(
+            &cli_device(&cli.device)?,
+            &resources,
+            &catalog,
+            progress,
+            args,
+        ),
         Command::Models { action } => models(&catalog, action, cli.quiet),
     }
 }
@@ -102,7 +116,14 @@ fn run_job(
 ) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let decoding = overrides(&args.decoding);
-    let mut ctx = context(device, resources, catalog, progress, decoding, args.no_download)?;
+    let mut ctx = context(
+        device,
+        resources,
+        catalog,
+        progress,
+        decoding,
+        args.no_download,
+    )?;
     let outcome = pipeline::run(&mut ctx, &args.paths, &args.out, args.max_bytes)?;
     let record = RunRecord {
         crossbrief_version: env!("CARGO_PKG_VERSION"),
@@ -125,11 +146,19 @@ fn run_job(
         eprintln!(
             "total {:.1} s, peak memory {}",
             record.total_wall_s,
-            record.peak_memory_mb.map(|m| format!("{m:.0} MiB")).unwrap_or_else(|| "unknown".into())
+            record
+                .peak_memory_mb
+                .map(|m| format!("{m:.0} MiB"))
+                .unwrap_or_else(|| "unknown".into())
         );
     }
     for f in &outcome.failures {
-        eprintln!("error: {} ({}): {}", f.source_path.display(), f.stage, f.error);
+        eprintln!(
+            "error: {} ({}): {}",
+            f.source_path.display(),
+            f.stage,
+            f.error
+        );
     }
     println!(
         "wrote {} ({} article(s) translated, {} failed)",
@@ -145,11 +174,20 @@ fn run_job(
 }
 
 fn print_stages(stages: &[StageStats]) {
-    eprintln!("{:<10} {:>6} {:>9} {:>9} {:>11} {:>9} {:>10}", "stage", "items", "wall s", "prompt", "prefill/s", "new tok", "decode/s");
+    eprintln!(
+        "{:<10} {:>6} {:>9} {:>9} {:>11} {:>9} {:>10}",
+        "stage", "items", "wall s", "prompt", "prefill/s", "new tok", "decode/s"
+    );
     for s in stages {
         eprintln!(
             "{:<10} {:>6} {:>9.1} {:>9} {:>11.1} {:>9} {:>10.1}",
-            s.name, s.items, s.wall_s, s.prompt_tokens, s.prefill_tokens_per_s, s.generated_tokens, s.decode_tokens_per_s
+            s.name,
+            s.items,
+            s.wall_s,
+            s.prompt_tokens,
+            s.prefill_tokens_per_s,
+            s.generated_tokens,
+            s.decode_tokens_per_s
         );
     }
 }
@@ -166,7 +204,10 @@ fn translate(
     let text = clean::normalize(&doc.text);
     // With --lines every input line is one unit (empty ones included); otherwise paragraphs.
     let units: Vec<String> = if args.lines {
-        doc.text.lines().map(|l| clean::normalize(l).replace('\n', " ")).collect()
+        doc.text
+            .lines()
+            .map(|l| clean::normalize(l).replace('\n', " "))
+            .collect()
     } else {
         clean::split_paragraphs(&text)
     };
@@ -175,27 +216,63 @@ fn translate(
     } else {
         let model = catalog
             .translator_for(&lang)
-            .with_context(|| format!("no translator for language {lang:?} in profile {}; supported: {}", catalog.profile_name, catalog.supported_languages().join(", ")))?
+            .with_context(|| {
+                format!(
+                    "no translator for language {lang:?} in profile {}; supported: {}",
+                    catalog.profile_name,
+                    catalog.supported_languages().join(", ")
+                )
+            })?
             .to_string();
         let manifest = catalog.model(&model)?;
-        let (chunk_tokens, budget) = (manifest.generation.chunk_tokens, manifest.generation.translate);
-        let decoding = overrides(&args.decoding).resolve(manifest);
-        let mut ctx = context(device, resources, catalog, progress, overrides(&args.decoding), args.no_download)?;
-        let non_empty: Vec<(usize, String)> = units.iter().cloned().enumerate().filter(|(_, u)| !u.trim().is_empty()).collect();
+        let (chunk_tokens, task) = (
+            manifest.generation.chunk_tokens,
+            manifest.generation.translate,
+        );
+        let decoding = overrides(&args.decoding).resolve(manifest, &task);
+        let mut ctx = context(
+            device,
+            resources,
+            catalog,
+            progress,
+            overrides(&args.decoding),
+            args.no_download,
+        )?;
+        let non_empty: Vec<(usize, String)> = units
+            .iter()
+            .cloned()
+            .enumerate()
+            .filter(|(_, u)| !u.trim().is_empty())
+            .collect();
         let texts: Vec<String> = non_empty.iter().map(|(_, u)| u.clone()).collect();
         let engine = ctx.registry.llm(&model)?;
         let chunks = pipeline::chunk_for(engine, &texts, chunk_tokens)?;
-        let bar = ctx.progress.stage("translate", chunks.len() as u64, "chunks");
+        let bar = ctx
+            .progress
+            .stage("translate", chunks.len() as u64, "chunks");
         let mut stats = StageStats::default();
-        let translated = pipeline::translate_chunks(engine, &ctx.prompts, &lang, &chunks, budget, decoding, &mut stats, &bar)?;
+        let translated = pipeline::translate_chunks(
+            engine,
+            &ctx.prompts,
+            &lang,
+            &chunks,
+            task,
+            decoding,
+            &mut stats,
+            &bar,
+        )?;
         bar.finish_and_clear();
-        let rebuilt = crossbrief::segment::rebuild_paragraphs(&chunks, &translated.chunks, texts.len());
+        let rebuilt =
+            crossbrief::segment::rebuild_paragraphs(&chunks, &translated.chunks, texts.len());
         let mut out = vec![String::new(); units.len()];
         for ((i, _), t) in non_empty.iter().zip(rebuilt) {
             out[*i] = t;
         }
         if translated.budget_hits > 0 {
-            tracing::warn!("{} chunk(s) reached the new-token budget and may be incomplete", translated.budget_hits);
+            tracing::warn!(
+                "{} chunk(s) reached the new-token budget and may be incomplete",
+                translated.budget_hits
+            );
         }
         out
     };
@@ -209,21 +286,44 @@ fn models(catalog: &Catalog, action: ModelsAction, quiet: bool) -> anyhow::Resul
     let resolver = Resolver::from_env(!quiet);
     let profile_models = catalog.profile_model_names();
     let chosen = |all: bool| -> Vec<&crossbrief::manifest::ModelManifest> {
-        catalog.models.values().filter(|m| all || profile_models.contains(&m.name)).collect()
+        catalog
+            .models
+            .values()
+            .filter(|m| all || profile_models.contains(&m.name))
+            .collect()
     };
     match action {
         ModelsAction::List => {
-            println!("profile {} · cache {}", catalog.profile_name, resolver.cache_dir().display());
+            println!(
+                "profile {} · cache {}",
+                catalog.profile_name,
+                resolver.cache_dir().display()
+            );
             for m in chosen(true) {
-                let used = if profile_models.contains(&m.name) { " (in profile)" } else { "" };
-                println!("{}{used}\n  {} · {}@{} · {:?}", m.name, m.display_name, m.hub.repo, m.hub.revision, m.architecture);
+                let used = if profile_models.contains(&m.name) {
+                    " (in profile)"
+                } else {
+                    ""
+                };
+                println!(
+                    "{}{used}\n  {} · {}@{} · {:?}",
+                    m.name, m.display_name, m.hub.repo, m.hub.revision, m.architecture
+                );
                 for f in &m.files {
                     let state = match resolver.cached(m, f) {
                         Some((path, _)) => format!("cached at {}", path.display()),
                         None => "missing".into(),
                     };
-                    let size = f.size.map(|s| format!("{:.1} MB", s as f64 / 1e6)).unwrap_or_default();
-                    println!("  - {:?} {} {size} sha256 {}… {state}", f.role, f.name, &f.sha256[..12]);
+                    let size = f
+                        .size
+                        .map(|s| format!("{:.1} MB", s as f64 / 1e6))
+                        .unwrap_or_default();
+                    println!(
+                        "  - {:?} {} {size} sha256 {}… {state}",
+                        f.role,
+                        f.name,
+                        &f.sha256[..12]
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -234,7 +334,12 @@ fn models(catalog: &Catalog, action: ModelsAction, quiet: bool) -> anyhow::Resul
             for m in chosen(all) {
                 for f in &m.files {
                     match resolver.resolve(m, f, download) {
-                        Ok(r) => println!("ok      {} {} ({:?}, sha256 verified)", m.name, r.path.display(), r.origin),
+                        Ok(r) => println!(
+                            "ok      {} {} ({:?}, sha256 verified)",
+                            m.name,
+                            r.path.display(),
+                            r.origin
+                        ),
                         Err(e) => {
                             failed += 1;
                             println!("FAILED  {} {}: {e}", m.name, f.name);
@@ -249,4 +354,3 @@ fn models(catalog: &Catalog, action: ModelsAction, quiet: bool) -> anyhow::Resul
         }
     }
 }
-

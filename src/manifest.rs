@@ -91,12 +91,12 @@ pub struct GenerationDefaults {
     /// Largest source chunk, in model tokens, sent in one translation prompt.
     #[serde(default = "default_chunk_tokens")]
     pub chunk_tokens: usize,
-    #[serde(default = "TokenBudget::translate")]
-    pub translate: TokenBudget,
-    #[serde(default = "TokenBudget::summarize")]
-    pub summarize: TokenBudget,
-    #[serde(default = "TokenBudget::brief")]
-    pub brief: TokenBudget,
+    #[serde(default = "TaskSettings::translate")]
+    pub translate: TaskSettings,
+    #[serde(default = "TaskSettings::summarize")]
+    pub summarize: TaskSettings,
+    #[serde(default = "TaskSettings::brief")]
+    pub brief: TaskSettings,
 }
 
 impl Default for GenerationDefaults {
@@ -106,9 +106,9 @@ impl Default for GenerationDefaults {
             top_p: default_top_p(),
             seed: default_seed(),
             chunk_tokens: default_chunk_tokens(),
-            translate: TokenBudget::translate(),
-            summarize: TokenBudget::summarize(),
-            brief: TokenBudget::brief(),
+            translate: TaskSettings::translate(),
+            summarize: TaskSettings::summarize(),
+            brief: TaskSettings::brief(),
         }
     }
 }
@@ -123,38 +123,51 @@ fn default_chunk_tokens() -> usize {
     320
 }
 
+/// Per-task generation settings. The new-token budget is proportional to the input:
 /// `max_new_tokens = min(max, ceil(ratio * input_tokens) + slack)`.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]
-pub struct TokenBudget {
+pub struct TaskSettings {
     pub ratio: f64,
     pub slack: usize,
     pub max: usize,
+    /// Divides the logits of tokens this answer already produced (1.0: off). Small models
+    /// loop in free writing; translation keeps 1.0 so that repeated names and figures are
+    /// never discouraged.
+    #[serde(default = "no_penalty")]
+    pub repeat_penalty: f32,
 }
 
-impl TokenBudget {
+fn no_penalty() -> f32 {
+    1.0
+}
+
+impl TaskSettings {
     fn translate() -> Self {
-        TokenBudget {
+        TaskSettings {
             ratio: 2.0,
             slack: 48,
             max: 2048,
+            repeat_penalty: 1.0,
         }
     }
     fn summarize() -> Self {
-        TokenBudget {
+        TaskSettings {
             ratio: 0.5,
             slack: 64,
             max: 320,
+            repeat_penalty: 1.0,
         }
     }
     fn brief() -> Self {
-        TokenBudget {
+        TaskSettings {
             ratio: 0.8,
             slack: 128,
             max: 900,
+            repeat_penalty: 1.0,
         }
     }
 
-    pub fn for_input(&self, input_tokens: usize) -> usize {
+    pub fn max_new_tokens(&self, input_tokens: usize) -> usize {
         ((self.ratio * input_tokens as f64).ceil() as usize + self.slack).min(self.max)
     }
 }
@@ -233,7 +246,12 @@ impl Catalog {
                 path: profiles_path.clone(),
                 problem: format!(
                     "no profile named {profile_name}; known: {}",
-                    profiles.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+                    profiles
+                        .profiles
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             })?;
         let catalog = Catalog {

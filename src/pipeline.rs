@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::ProgressBar;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::article::{self, SourceDoc};
 use crate::backend::{Decoding, Finish, Generation, LlmEngine};
@@ -15,7 +15,7 @@ use crate::check::{self, Flag, FlagKind};
 use crate::clean::{self, BoilerplateRules, Cleaned, Removal};
 use crate::error::{Error, Result};
 use crate::lang::{self, Detection};
-use crate::manifest::{Catalog, ModelManifest, TokenBudget};
+use crate::manifest::{Catalog, ModelManifest, TaskSettings};
 use crate::progress::Progress;
 use crate::prompts::{BriefSource, Prompts};
 use crate::registry::Registry;
@@ -109,7 +109,7 @@ pub struct Prepared {
 }
 
 /// One article through to the end.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ArticleOutcome {
     pub id: String,
     pub source_path: PathBuf,
@@ -128,7 +128,13 @@ pub struct ArticleOutcome {
 }
 
 /// Reads, cleans and identifies one file.
-pub fn prepare(path: &Path, id: String, max_bytes: u64, catalog: &Catalog, rules: &BoilerplateRules) -> Result<Prepared> {
+pub fn prepare(
+    path: &Path,
+    id: String,
+    max_bytes: u64,
+    catalog: &Catalog,
+    rules: &BoilerplateRules,
+) -> Result<Prepared> {
     let doc = article::load(path, id, max_bytes)?;
     let dedup = clean::deduplicate(&doc.text, doc.format);
     let body = dedup.paragraphs.join("\n");
@@ -136,7 +142,10 @@ pub fn prepare(path: &Path, id: String, max_bytes: u64, catalog: &Catalog, rules
     let mut flags = Vec::new();
     let lang = match (&doc.declared_lang, detected) {
         (Some(declared), detected) => {
-            if let Some(d) = detected.as_ref().filter(|d| d.reliable && &d.code != declared) {
+            if let Some(d) = detected
+                .as_ref()
+                .filter(|d| d.reliable && &d.code != declared)
+            {
                 flags.push(Flag {
                     kind: FlagKind::Language,
                     message: format!("declared language {declared} but the text looks like {} (confidence {:.2})", d.code, d.confidence),
@@ -150,7 +159,12 @@ pub fn prepare(path: &Path, id: String, max_bytes: u64, catalog: &Catalog, rules
             }
         }
         (None, Some(d)) => d,
-        (None, None) => return Err(Error::input(path, "could not identify the language of the text")),
+        (None, None) => {
+            return Err(Error::input(
+                path,
+                "could not identify the language of the text",
+            ))
+        }
     };
     let supported = catalog.supported_languages();
     if !supported.contains(&lang.code) {
@@ -164,14 +178,25 @@ pub fn prepare(path: &Path, id: String, max_bytes: u64, catalog: &Catalog, rules
     if !lang.reliable {
         flags.push(Flag {
             kind: FlagKind::Language,
-            message: format!("language detection unsure: {} with confidence {:.2}", lang.code, lang.confidence),
+            message: format!(
+                "language detection unsure: {} with confidence {:.2}",
+                lang.code, lang.confidence
+            ),
         });
     }
     let cleaned = clean::finish(dedup, rules, &lang.code, doc.declared_title.as_deref());
     if cleaned.paragraphs.is_empty() {
-        return Err(Error::input(path, "nothing left to translate after removing repeated blocks and boilerplate"));
+        return Err(Error::input(
+            path,
+            "nothing left to translate after removing repeated blocks and boilerplate",
+        ));
     }
-    Ok(Prepared { doc, lang, cleaned, flags })
+    Ok(Prepared {
+        doc,
+        lang,
+        cleaned,
+        flags,
+    })
 }
 
 /// Result of translating a list of chunks.
@@ -185,12 +210,13 @@ pub struct Translated {
 
 impl DecodingOverride {
     /// The manifest's decoding settings with these overrides applied.
-    pub fn resolve(self, manifest: &ModelManifest) -> Decoding {
+    pub fn resolve(self, manifest: &ModelManifest, task: &TaskSettings) -> Decoding {
         let defaults = &manifest.generation;
         Decoding {
             temperature: self.temperature.unwrap_or(defaults.temperature),
             top_p: self.top_p.unwrap_or(defaults.top_p),
             seed: self.seed.unwrap_or(defaults.seed),
+            repeat_penalty: task.repeat_penalty,
         }
     }
 }
@@ -199,12 +225,16 @@ impl DecodingOverride {
 /// breaks inside one paragraph.
 fn tidy_translation(text: &str) -> String {
     let mut t = text.trim();
-    for tag in ["<source>", "</source>", "```"] {
-        t = t.trim_start_matches(tag).trim_end_matches(tag).trim();
-    }
-    for label in ["English translation:", "Translation:", "English:"] {
-        if let Some(rest) = t.strip_prefix(label) {
-            t = rest.trim();
+    loop {
+        let before = t.len();
+        for tag in ["<source>", "</source>", "```"] {
+            t = t.trim_start_matches(tag).trim_end_matches(tag).trim();
+        }
+        for label in ["English translation:", "Translation:", "English:"] {
+            t = t.strip_prefix(label).unwrap_or(t).trim();
+        }
+        if t.len() == before {
+            break;
         }
     }
     t.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -219,7 +249,7 @@ pub fn translate_chunks(
     prompts: &Prompts,
     source_language: &str,
     chunks: &[Chunk],
-    budget: TokenBudget,
+    task: TaskSettings,
     decoding: Decoding,
     stats: &mut StageStats,
     bar: &ProgressBar,
@@ -230,23 +260,25 @@ pub fn translate_chunks(
         loops: 0,
         retried: 0,
     };
-    let mut translate_one = |engine: &mut LlmEngine, text: &str, tokens: usize| -> Result<(String, bool, bool)> {
-        let messages = prompts.translate(source_language, text)?;
-        let started = Instant::now();
-        let generation = engine.generate(&messages, budget.for_input(tokens), decoding, &mut || {})?;
-        stats.add(&generation);
-        stats.items += 1;
-        let secs = started.elapsed().as_secs_f64().max(1e-9);
-        bar.set_message(format!("{:.1} tok/s", generation.new_tokens as f64 / secs));
-        Ok((
-            tidy_translation(&generation.text),
-            generation.finish == Finish::Budget,
-            check::has_repetition_loop(&generation.text),
-        ))
-    };
+    let mut translate_one =
+        |engine: &mut LlmEngine, text: &str, tokens: usize| -> Result<(String, bool, bool)> {
+            let messages = prompts.translate(source_language, text)?;
+            let started = Instant::now();
+            let generation =
+                engine.generate(&messages, task.max_new_tokens(tokens), decoding, &mut || {})?;
+            stats.add(&generation);
+            stats.items += 1;
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!("{:.1} tok/s", generation.new_tokens as f64 / secs));
+            Ok((
+                tidy_translation(&generation.text),
+                generation.finish == Finish::Budget,
+                check::has_repetition_loop(&generation.text),
+            ))
+        };
     for chunk in chunks {
         let (mut text, mut cut, mut looped) = translate_one(engine, &chunk.text, chunk.tokens)?;
-        let missing = check::missing_numbers(&chunk.text, &text);
+        let missing = check::lost_numbers(&chunk.text, source_language, &text);
         let sentences = segment::sentences(&chunk.text);
         if !missing.is_empty() && sentences.len() > 1 {
             out.retried += 1;
@@ -260,7 +292,7 @@ pub fn translate_chunks(
                 retry_looped |= l;
             }
             let retry = parts.join(" ");
-            if check::missing_numbers(&chunk.text, &retry).len() < missing.len() {
+            if check::lost_numbers(&chunk.text, source_language, &retry).len() < missing.len() {
                 (text, cut, looped) = (retry, retry_cut, retry_looped);
             }
         }
@@ -273,7 +305,11 @@ pub fn translate_chunks(
 }
 
 /// Chunks an article's paragraphs with the engine's tokenizer.
-pub fn chunk_for(engine: &LlmEngine, paragraphs: &[String], max_tokens: usize) -> Result<Vec<Chunk>> {
+pub fn chunk_for(
+    engine: &LlmEngine,
+    paragraphs: &[String],
+    max_tokens: usize,
+) -> Result<Vec<Chunk>> {
     segment::chunk_paragraphs(paragraphs, max_tokens, &|s| engine.count_tokens(s))
 }
 
@@ -287,7 +323,12 @@ pub struct RunOutcome {
 }
 
 /// Runs the job over `inputs` and writes everything into `out_dir`.
-pub fn run(ctx: &mut Context, inputs: &[PathBuf], out_dir: &Path, max_bytes: u64) -> Result<RunOutcome> {
+pub fn run(
+    ctx: &mut Context,
+    inputs: &[PathBuf],
+    out_dir: &Path,
+    max_bytes: u64,
+) -> Result<RunOutcome> {
     let (files, input_errors) = article::collect_inputs(inputs);
     let mut failures: Vec<Failure> = input_errors
         .iter()
@@ -333,7 +374,9 @@ pub fn run(ctx: &mut Context, inputs: &[PathBuf], out_dir: &Path, max_bytes: u64
     // Summarize.
     let started = Instant::now();
     let mut stage = StageStats::new("summarize");
-    let bar = ctx.progress.stage("summarize", articles.len() as u64, "articles");
+    let bar = ctx
+        .progress
+        .stage("summarize", articles.len() as u64, "articles");
     let model = ctx.catalog.profile.summarize.clone();
     for a in &mut articles {
         match summarize(ctx, &model, a, &mut stage) {
@@ -403,13 +446,22 @@ fn error_path(e: &Error) -> PathBuf {
     }
 }
 
-fn translate_article(ctx: &mut Context, p: &Prepared, stage: &mut StageStats, bar: &ProgressBar) -> Result<ArticleOutcome> {
+fn translate_article(
+    ctx: &mut Context,
+    p: &Prepared,
+    stage: &mut StageStats,
+    bar: &ProgressBar,
+) -> Result<ArticleOutcome> {
     let paragraphs = &p.cleaned.paragraphs;
     let title_source = p.cleaned.title.clone();
     let mut flags = p.flags.clone();
 
     let (translator, body, title_en) = if p.lang.code == "en" {
-        ("none (source is English)".to_string(), paragraphs.clone(), title_source.clone())
+        (
+            "none (source is English)".to_string(),
+            paragraphs.clone(),
+            title_source.clone(),
+        )
     } else {
         let model = ctx
             .catalog
@@ -417,8 +469,11 @@ fn translate_article(ctx: &mut Context, p: &Prepared, stage: &mut StageStats, ba
             .ok_or_else(|| Error::input(&p.doc.path, format!("no translator for {}", p.lang.code)))?
             .to_string();
         let manifest = ctx.catalog.model(&model)?;
-        let (chunk_tokens, budget) = (manifest.generation.chunk_tokens, manifest.generation.translate);
-        let decoding = ctx.decoding.resolve(manifest);
+        let (chunk_tokens, task) = (
+            manifest.generation.chunk_tokens,
+            manifest.generation.translate,
+        );
+        let decoding = ctx.decoding.resolve(manifest, &task);
         let engine = ctx.registry.llm(&model)?;
         let chunks = chunk_for(engine, paragraphs, chunk_tokens)?;
         let title_chunks = match &title_source {
@@ -428,7 +483,16 @@ fn translate_article(ctx: &mut Context, p: &Prepared, stage: &mut StageStats, ba
         let mut all = title_chunks.clone();
         all.extend(chunks.iter().cloned());
         bar.inc_length(all.len() as u64);
-        let translated = translate_chunks(engine, &ctx.prompts, &p.lang.code, &all, budget, decoding, stage, bar)?;
+        let translated = translate_chunks(
+            engine,
+            &ctx.prompts,
+            &p.lang.code,
+            &all,
+            task,
+            decoding,
+            stage,
+            bar,
+        )?;
         let (title_part, body_part) = translated.chunks.split_at(title_chunks.len());
         let title_en = title_source
             .as_ref()
@@ -436,7 +500,10 @@ fn translate_article(ctx: &mut Context, p: &Prepared, stage: &mut StageStats, ba
         if translated.budget_hits > 0 {
             flags.push(Flag {
                 kind: FlagKind::TokenBudget,
-                message: format!("{} chunk(s) reached the new-token budget; their translation may be incomplete", translated.budget_hits),
+                message: format!(
+                    "{} chunk(s) reached the new-token budget; their translation may be incomplete",
+                    translated.budget_hits
+                ),
             });
         }
         if translated.retried > 0 {
@@ -452,21 +519,33 @@ fn translate_article(ctx: &mut Context, p: &Prepared, stage: &mut StageStats, ba
         (engine.name().to_string(), body, title_en)
     };
 
-    let source_text = title_source.iter().chain(paragraphs.iter()).cloned().collect::<Vec<_>>().join("\n");
-    let target_text = title_en.iter().chain(body.iter()).cloned().collect::<Vec<_>>().join("\n");
-    for number in check::missing_numbers(&source_text, &target_text) {
+    let source_text = title_source
+        .iter()
+        .chain(paragraphs.iter())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n");
+    let target_text = title_en
+        .iter()
+        .chain(body.iter())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n");
+    for number in check::lost_numbers(&source_text, &p.lang.code, &target_text) {
         flags.push(Flag {
             kind: FlagKind::MissingNumber,
             message: format!("number {number} of the source is not in the translation"),
         });
     }
-    for number in check::extra_numbers(&source_text, &target_text) {
+    for number in check::invented_numbers(&source_text, &p.lang.code, &target_text) {
         flags.push(Flag {
             kind: FlagKind::ExtraNumber,
             message: format!("number {number} of the translation is not in the source"),
         });
     }
-    let title = title_source.clone().unwrap_or_else(|| derived_title(paragraphs));
+    let title = title_source
+        .clone()
+        .unwrap_or_else(|| derived_title(paragraphs));
     let title_en = title_en.unwrap_or_else(|| derived_title(&body));
     Ok(ArticleOutcome {
         id: p.doc.id.clone(),
@@ -493,7 +572,10 @@ fn derived_title(paragraphs: &[String]) -> String {
         .iter()
         .find(|p| p.split_whitespace().count() >= 6)
         .unwrap_or(&paragraphs[0]);
-    let sentence = segment::sentences(first).into_iter().next().unwrap_or_default();
+    let sentence = segment::sentences(first)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
     let words: Vec<&str> = sentence.split_whitespace().collect();
     if words.len() > 14 {
         format!("{} …", words[..14].join(" "))
@@ -502,24 +584,54 @@ fn derived_title(paragraphs: &[String]) -> String {
     }
 }
 
-fn summarize(ctx: &mut Context, model: &str, a: &ArticleOutcome, stage: &mut StageStats) -> Result<String> {
+pub fn summarize(
+    ctx: &mut Context,
+    model: &str,
+    a: &ArticleOutcome,
+    stage: &mut StageStats,
+) -> Result<String> {
     let manifest = ctx.catalog.model(model)?;
-    let (budget, decoding) = (manifest.generation.summarize, ctx.decoding.resolve(manifest));
+    let task = manifest.generation.summarize;
+    let decoding = ctx.decoding.resolve(manifest, &task);
     let messages = ctx.prompts.summarize(&a.title_en, &a.translation)?;
     let engine = ctx.registry.llm(model)?;
     let input_tokens = engine.count_tokens(&a.translation)?;
-    let generation = engine.generate(&messages, budget.for_input(input_tokens), decoding, &mut || {})?;
+    let generation = engine.generate(
+        &messages,
+        task.max_new_tokens(input_tokens),
+        decoding,
+        &mut || {},
+    )?;
     stage.add(&generation);
     stage.items += 1;
-    let text = generation.text.split_whitespace().collect::<Vec<_>>().join(" ");
-    Ok(trim_summary(&text, generation.finish))
+    Ok(trim_summary(
+        &join_list_items(&generation.text),
+        generation.finish,
+    ))
+}
+
+/// One paragraph from a numbered or bulleted list (the summary prompt asks for one), or the
+/// text itself when the model wrote prose.
+pub fn join_list_items(text: &str) -> String {
+    let marker = regex::Regex::new(r"^\s*(\d+[.)]|[-*•])\s+").expect("valid regex");
+    text.lines()
+        .map(|line| marker.replace(line, "").trim().to_string())
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Holds a summary to its 3–5 sentence form: at most `MAX_SUMMARY_SENTENCES`, and no
 /// unfinished last sentence when the token budget cut it.
 pub fn trim_summary(text: &str, finish: Finish) -> String {
     let mut sentences = segment::sentences(text);
-    if finish == Finish::Budget && sentences.len() > 1 && !sentences.last().is_some_and(|s| ends_sentence(s)) {
+    if finish == Finish::Budget
+        && sentences.len() > 1
+        && !sentences.last().is_some_and(|s| ends_sentence(s))
+    {
         sentences.pop();
     }
     sentences.truncate(MAX_SUMMARY_SENTENCES);
@@ -532,19 +644,39 @@ fn ends_sentence(s: &str) -> bool {
     s.trim_end().ends_with(['.', '!', '?', '"', '”', ')'])
 }
 
-fn write_brief(ctx: &mut Context, model: &str, sources: &[BriefSource], stage: &mut StageStats) -> Result<String> {
+pub fn write_brief(
+    ctx: &mut Context,
+    model: &str,
+    sources: &[BriefSource],
+    stage: &mut StageStats,
+) -> Result<String> {
     let manifest = ctx.catalog.model(model)?;
-    let (budget, decoding) = (manifest.generation.brief, ctx.decoding.resolve(manifest));
+    let task = manifest.generation.brief;
+    let decoding = ctx.decoding.resolve(manifest, &task);
     let messages = ctx.prompts.brief(sources)?;
     let engine = ctx.registry.llm(model)?;
     let input_tokens: usize = sources
         .iter()
         .map(|s| engine.count_tokens(&s.summary))
         .sum::<Result<usize>>()?;
-    let generation = engine.generate(&messages, budget.for_input(input_tokens), decoding, &mut || {})?;
+    let generation = engine.generate(
+        &messages,
+        task.max_new_tokens(input_tokens),
+        decoding,
+        &mut || {},
+    )?;
     stage.add(&generation);
     stage.items += 1;
-    Ok(tidy_brief(&generation.text, generation.finish))
+    let summaries: Vec<String> = sources.iter().map(|s| s.summary.clone()).collect();
+    let (brief, added) =
+        crate::cite::ground(&tidy_brief(&generation.text, generation.finish), &summaries);
+    if added > 0 {
+        tracing::info!(
+            sentences = added,
+            "citations added to brief sentences that repeat a summary"
+        );
+    }
+    Ok(brief)
 }
 
 /// Drops what the brief's prompt forbids but small models add anyway (a title, a copied
@@ -554,7 +686,8 @@ pub fn tidy_brief(text: &str, finish: Finish) -> String {
     let mut kept: Vec<&str> = Vec::new();
     for line in text.trim().lines() {
         let lower = line.trim().to_lowercase();
-        if lower.starts_with('#') || lower.starts_with("sources") || lower.starts_with("**sources") {
+        if lower.starts_with('#') || lower.starts_with("sources") || lower.starts_with("**sources")
+        {
             if kept.iter().any(|l| !l.trim().is_empty()) && !lower.starts_with('#') {
                 break;
             }
@@ -588,7 +721,10 @@ pub fn check_citations(brief: &str, n_sources: usize) -> Vec<Flag> {
     let re = regex::Regex::new(r"\[(\d+(?:\s*,\s*\d+)*)\]").expect("valid regex");
     let mut bad = BTreeSet::new();
     for cap in re.captures_iter(brief) {
-        for n in cap[1].split(',').filter_map(|s| s.trim().parse::<usize>().ok()) {
+        for n in cap[1]
+            .split(',')
+            .filter_map(|s| s.trim().parse::<usize>().ok())
+        {
             if n == 0 || n > n_sources {
                 bad.insert(n);
             }
@@ -606,7 +742,12 @@ pub fn check_citations(brief: &str, n_sources: usize) -> Vec<Flag> {
 pub fn cited_sources(brief: &str) -> BTreeSet<usize> {
     let re = regex::Regex::new(r"\[(\d+(?:\s*,\s*\d+)*)\]").expect("valid regex");
     re.captures_iter(brief)
-        .flat_map(|cap| cap[1].split(',').filter_map(|s| s.trim().parse::<usize>().ok()).collect::<Vec<_>>())
+        .flat_map(|cap| {
+            cap[1]
+                .split(',')
+                .filter_map(|s| s.trim().parse::<usize>().ok())
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -617,15 +758,39 @@ mod tests {
     #[test]
     fn summaries_keep_at_most_five_finished_sentences() {
         let text = "One. Two. Three. Four. Five. Six. Seven";
-        assert_eq!(trim_summary(text, Finish::Stop), "One. Two. Three. Four. Five.");
-        assert_eq!(trim_summary("One. Two. Three and", Finish::Budget), "One. Two.");
+        assert_eq!(
+            trim_summary(text, Finish::Stop),
+            "One. Two. Three. Four. Five."
+        );
+        assert_eq!(
+            trim_summary("One. Two. Three and", Finish::Budget),
+            "One. Two."
+        );
+    }
+
+    #[test]
+    fn list_summaries_become_one_paragraph() {
+        assert_eq!(
+            join_list_items("1. Shares rose 11%.\n2. The CEO spoke.\n\n- A third fact."),
+            "Shares rose 11%. The CEO spoke. A third fact."
+        );
+        assert_eq!(
+            join_list_items("Plain prose.\nMore prose."),
+            "Plain prose. More prose."
+        );
     }
 
     #[test]
     fn brief_loses_copied_source_lists_and_titles() {
         let raw = "# Brief\n\nCleanSpark hired an executive [1][2]. Shares rose [2].\n\n[1] CleanSpark bets on AI (Portuguese)\n[2] Another title (French)\n\nSources:\n1. a.txt";
-        assert_eq!(tidy_brief(raw, Finish::Stop), "CleanSpark hired an executive [1][2]. Shares rose [2].");
-        assert_eq!(tidy_brief("A is true [1]. B is", Finish::Budget), "A is true [1].");
+        assert_eq!(
+            tidy_brief(raw, Finish::Stop),
+            "CleanSpark hired an executive [1][2]. Shares rose [2]."
+        );
+        assert_eq!(
+            tidy_brief("A is true [1]. B is", Finish::Budget),
+            "A is true [1]."
+        );
     }
 
     #[test]
@@ -633,11 +798,17 @@ mod tests {
         assert!(check_citations("A [1]. B [2, 3].", 3).is_empty());
         let flags = check_citations("A [4]. B [0].", 3);
         assert_eq!(flags.len(), 2);
-        assert_eq!(cited_sources("A [1][3]. B [2, 3]."), [1, 2, 3].into_iter().collect());
+        assert_eq!(
+            cited_sources("A [1][3]. B [2, 3]."),
+            [1, 2, 3].into_iter().collect()
+        );
     }
 
     #[test]
     fn model_chatter_around_a_translation_is_removed() {
-        assert_eq!(tidy_translation("Translation: <source>\nShares rose\n11%.\n</source>"), "Shares rose 11%.");
+        assert_eq!(
+            tidy_translation("Translation: <source>\nShares rose\n11%.\n</source>"),
+            "Shares rose 11%."
+        );
     }
 }

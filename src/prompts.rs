@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::ChatMessage;
+use crate::check::scaled_amounts;
 use crate::error::{Error, Result};
 use crate::lang::english_name;
 use crate::resources::read_text;
@@ -33,6 +34,14 @@ pub struct BriefSource {
     pub summary: String,
 }
 
+/// What the brief template sees of a source: its summary also cut into sentences.
+#[derive(Serialize)]
+struct BriefSourceView<'a> {
+    #[serde(flatten)]
+    source: &'a BriefSource,
+    sentences: Vec<String>,
+}
+
 const TASKS: [&str; 3] = ["translate", "summarize", "brief"];
 
 impl Prompts {
@@ -41,10 +50,11 @@ impl Prompts {
         let mut translate_notes = BTreeMap::new();
         for task in TASKS {
             let path = dir.join(format!("{task}.toml"));
-            let file: PromptFile = toml::from_str(&read_text(&path)?).map_err(|e| Error::Config {
-                path: path.clone(),
-                problem: e.to_string(),
-            })?;
+            let file: PromptFile =
+                toml::from_str(&read_text(&path)?).map_err(|e| Error::Config {
+                    path: path.clone(),
+                    problem: e.to_string(),
+                })?;
             if task == "translate" {
                 translate_notes = file.notes;
             }
@@ -68,23 +78,41 @@ impl Prompts {
                 .and_then(|t| t.render(&ctx))
                 .map_err(|source| Error::Prompt { name, source })
         };
-        Ok(vec![ChatMessage::system(render("system")?), ChatMessage::user(render("user")?)])
+        Ok(vec![
+            ChatMessage::system(render("system")?),
+            ChatMessage::user(render("user")?),
+        ])
     }
 
-    /// `lang` is the ISO 639-1 code; the template sees its English name and its note.
+    /// `lang` is the ISO 639-1 code; the template sees its English name, its note, and the
+    /// English reading of each amount written with a scale word (`amounts`).
     pub fn translate(&self, lang: &str, text: &str) -> Result<Vec<ChatMessage>> {
         let note = self.translate_notes.get(lang).cloned().unwrap_or_default();
+        let amounts: Vec<String> = scaled_amounts(text, lang)
+            .into_iter()
+            .map(|(source, english)| format!("{source} = {english}"))
+            .collect();
         self.messages(
             "translate",
-            minijinja::context! { source_language => english_name(lang), note => note, text => text },
+            minijinja::context! { source_language => english_name(lang), note => note, amounts => amounts, text => text },
         )
     }
 
     pub fn summarize(&self, title: &str, text: &str) -> Result<Vec<ChatMessage>> {
-        self.messages("summarize", minijinja::context! { title => title, text => text })
+        self.messages(
+            "summarize",
+            minijinja::context! { title => title, text => text },
+        )
     }
 
     pub fn brief(&self, sources: &[BriefSource]) -> Result<Vec<ChatMessage>> {
-        self.messages("brief", minijinja::context! { sources => sources })
+        let views: Vec<BriefSourceView> = sources
+            .iter()
+            .map(|source| BriefSourceView {
+                source,
+                sentences: crate::segment::sentences(&source.summary),
+            })
+            .collect();
+        self.messages("brief", minijinja::context! { sources => views })
     }
 }

@@ -31,7 +31,12 @@ pub struct Registry<'a> {
 }
 
 impl<'a> Registry<'a> {
-    pub fn new(catalog: &'a Catalog, resolver: Resolver, device: Device, allow_download: bool) -> Self {
+    pub fn new(
+        catalog: &'a Catalog,
+        resolver: Resolver,
+        device: Device,
+        allow_download: bool,
+    ) -> Self {
         Registry {
             catalog,
             resolver,

@@ -15,7 +15,8 @@ use crate::registry::ModelRecord;
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(contents).map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.write_all(contents)
+        .map_err(|e| Error::io(tmp.path(), e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
 }
@@ -37,7 +38,10 @@ pub fn write_translation(out_dir: &Path, a: &ArticleOutcome) -> Result<()> {
     ));
     md.push_str(&a.translation);
     md.push('\n');
-    write_atomic(&out_dir.join("articles").join(format!("{}.md", a.id)), md.as_bytes())
+    write_atomic(
+        &out_dir.join("articles").join(format!("{}.md", a.id)),
+        md.as_bytes(),
+    )
 }
 
 /// Run facts for `brief.json`.
@@ -129,7 +133,11 @@ pub fn brief_markdown(outcome: &RunOutcome, sources: &[SourceEntry]) -> String {
 
     md.push_str("\n## Articles\n");
     for a in &outcome.articles {
-        let n = sources.iter().find(|s| s.id == a.id).map(|s| format!("[{}] ", s.n)).unwrap_or_default();
+        let n = sources
+            .iter()
+            .find(|s| s.id == a.id)
+            .map(|s| format!("[{}] ", s.n))
+            .unwrap_or_default();
         md.push_str(&format!("\n### {n}{}\n\n", a.title_en));
         md.push_str(&format!(
             "{} ({}) · `{}` · translated by {} · [English translation](articles/{}.md)\n\n",
@@ -154,7 +162,12 @@ pub fn brief_markdown(outcome: &RunOutcome, sources: &[SourceEntry]) -> String {
     if !outcome.failures.is_empty() {
         md.push_str("\n## Not included\n\n");
         for f in &outcome.failures {
-            md.push_str(&format!("- `{}` ({}): {}\n", f.source_path.display(), f.stage, f.error));
+            md.push_str(&format!(
+                "- `{}` ({}): {}\n",
+                f.source_path.display(),
+                f.stage,
+                f.error
+            ));
         }
     }
     if !footnotes.is_empty() {
@@ -169,7 +182,10 @@ pub fn brief_markdown(outcome: &RunOutcome, sources: &[SourceEntry]) -> String {
 /// Writes `brief.md` and `brief.json`.
 pub fn write_brief(out_dir: &Path, outcome: &RunOutcome, run: RunRecord) -> Result<()> {
     let sources = sources(&outcome.articles);
-    write_atomic(&out_dir.join("brief.md"), brief_markdown(outcome, &sources).as_bytes())?;
+    write_atomic(
+        &out_dir.join("brief.md"),
+        brief_markdown(outcome, &sources).as_bytes(),
+    )?;
     let json = BriefJson {
         brief: outcome.brief.clone().unwrap_or_default(),
         brief_flags: &outcome.brief_flags,

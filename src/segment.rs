@@ -87,7 +87,11 @@ pub fn chunk_paragraphs(
     Ok(chunks)
 }
 
-fn split_words(sentence: &str, max_tokens: usize, count: &dyn Fn(&str) -> Result<usize>) -> Result<Vec<String>> {
+fn split_words(
+    sentence: &str,
+    max_tokens: usize,
+    count: &dyn Fn(&str) -> Result<usize>,
+) -> Result<Vec<String>> {
     let mut pieces = Vec::new();
     let mut current = String::new();
     for word in sentence.split(' ') {
@@ -109,7 +113,11 @@ fn split_words(sentence: &str, max_tokens: usize, count: &dyn Fn(&str) -> Result
 }
 
 /// Puts translated chunks back into paragraphs, in order; `n_paragraphs` of the source.
-pub fn rebuild_paragraphs(chunks: &[Chunk], translations: &[String], n_paragraphs: usize) -> Vec<String> {
+pub fn rebuild_paragraphs(
+    chunks: &[Chunk],
+    translations: &[String],
+    n_paragraphs: usize,
+) -> Vec<String> {
     let mut paragraphs = vec![String::new(); n_paragraphs];
     let mut order: Vec<usize> = (0..chunks.len()).collect();
     order.sort_by_key(|&i| (chunks[i].paragraph, chunks[i].part));
@@ -133,30 +141,67 @@ mod tests {
 
     #[test]
     fn splits_sentences_in_three_languages() {
-        assert_eq!(sentences("Il pleut. Le vent souffle! Et après?"), ["Il pleut.", "Le vent souffle!", "Et après?"]);
-        assert_eq!(sentences("A taxa subiu 2,5%. O mercado reagiu."), ["A taxa subiu 2,5%.", "O mercado reagiu."]);
-        assert_eq!(sentences("ارتفعت الأسهم. وقال المحلل إن السوق قوي؟ نعم."), ["ارتفعت الأسهم.", "وقال المحلل إن السوق قوي؟", "نعم."]);
+        assert_eq!(
+            sentences("Il pleut. Le vent souffle! Et après?"),
+            ["Il pleut.", "Le vent souffle!", "Et après?"]
+        );
+        assert_eq!(
+            sentences("A taxa subiu 2,5%. O mercado reagiu."),
+            ["A taxa subiu 2,5%.", "O mercado reagiu."]
+        );
+        assert_eq!(
+            sentences("ارتفعت الأسهم. وقال المحلل إن السوق قوي؟ نعم."),
+            ["ارتفعت الأسهم.", "وقال المحلل إن السوق قوي؟", "نعم."]
+        );
     }
 
     #[test]
     fn chunks_respect_the_limit_and_keep_every_word() {
         let paragraphs = vec![
             "Short one.".to_string(),
-            "One two three four. Five six seven. Eight nine ten eleven twelve thirteen fourteen.".to_string(),
+            "One two three four. Five six seven. Eight nine ten eleven twelve thirteen fourteen."
+                .to_string(),
         ];
         let chunks = chunk_paragraphs(&paragraphs, 5, &words).unwrap();
         assert!(chunks.iter().all(|c| c.tokens <= 5), "{chunks:?}");
-        assert_eq!(chunks[0], Chunk { paragraph: 0, part: 0, text: "Short one.".into(), tokens: 2 });
-        let rebuilt = rebuild_paragraphs(&chunks, &chunks.iter().map(|c| c.text.clone()).collect::<Vec<_>>(), 2);
+        assert_eq!(
+            chunks[0],
+            Chunk {
+                paragraph: 0,
+                part: 0,
+                text: "Short one.".into(),
+                tokens: 2
+            }
+        );
+        let rebuilt = rebuild_paragraphs(
+            &chunks,
+            &chunks.iter().map(|c| c.text.clone()).collect::<Vec<_>>(),
+            2,
+        );
         assert_eq!(rebuilt, paragraphs);
     }
 
     #[test]
     fn rebuild_restores_order_from_shuffled_chunks() {
         let chunks = vec![
-            Chunk { paragraph: 1, part: 1, text: "d".into(), tokens: 1 },
-            Chunk { paragraph: 0, part: 0, text: "a".into(), tokens: 1 },
-            Chunk { paragraph: 1, part: 0, text: "c".into(), tokens: 1 },
+            Chunk {
+                paragraph: 1,
+                part: 1,
+                text: "d".into(),
+                tokens: 1,
+            },
+            Chunk {
+                paragraph: 0,
+                part: 0,
+                text: "a".into(),
+                tokens: 1,
+            },
+            Chunk {
+                paragraph: 1,
+                part: 0,
+                text: "c".into(),
+                tokens: 1,
+            },
         ];
         let out = rebuild_paragraphs(&chunks, &["D".into(), "A".into(), "C".into()], 2);
         assert_eq!(out, ["A", "C D"]);

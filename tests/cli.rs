@@ -21,8 +21,17 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 #[test]
 fn help_explains_commands_and_options() {
     let out = crossbrief().arg("--help").assert().success();
-    for word in ["run", "translate", "models", "--device", "--profile", "--verbose", "--quiet"] {
-        out.clone().stdout(contains(word));
+    let help = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    for word in [
+        "run",
+        "translate",
+        "models",
+        "--device",
+        "--profile",
+        "--verbose",
+        "--quiet",
+    ] {
+        assert!(help.contains(word), "{word}: {help}");
     }
     crossbrief()
         .args(["run", "--help"])
@@ -80,18 +89,25 @@ fn a_missing_model_says_what_to_run() {
         .stderr(contains("HF_HUB_OFFLINE"))
         .stderr(contains("fetch-models.py"));
     // The report is still written and names the failure.
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("brief.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("brief.json")).unwrap()).unwrap();
     assert_eq!(json["failures"][0]["stage"], "translate");
 }
 
 #[test]
 fn a_corrupt_model_is_refused_with_its_checksum() {
     let cache = tempfile::tempdir().unwrap();
-    let repo = cache.path().join("hub/models--Qwen--Qwen2.5-Coder-1.5B-Instruct-GGUF");
+    let repo = cache
+        .path()
+        .join("hub/models--Qwen--Qwen2.5-Coder-1.5B-Instruct-GGUF");
     std::fs::create_dir_all(repo.join("refs")).unwrap();
     std::fs::create_dir_all(repo.join("snapshots/main")).unwrap();
     std::fs::write(repo.join("refs/main"), "main").unwrap();
-    std::fs::write(repo.join("snapshots/main/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"), b"GGUF truncated").unwrap();
+    std::fs::write(
+        repo.join("snapshots/main/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"),
+        b"GGUF truncated",
+    )
+    .unwrap();
     crossbrief()
         .env("HF_HOME", cache.path())
         .env("HF_HUB_OFFLINE", "1")
@@ -120,7 +136,10 @@ fn translate_lines_prints_one_line_per_input_line() {
     assert_eq!(lines.len(), 4, "{text}");
     assert!(lines[0].contains("11%"), "{text}");
     assert!(lines[1].is_empty(), "{text}");
-    assert!(lines[2].contains("1,000") || lines[2].contains("1000") || lines[2].contains("1 000"), "{text}");
+    assert!(
+        lines[2].contains("1,000") || lines[2].contains("1000") || lines[2].contains("1 000"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -129,12 +148,25 @@ fn bad_articles_are_reported_and_the_good_one_completes() {
     let inputs = dir.path().join("in");
     std::fs::create_dir(&inputs).unwrap();
     write(&inputs, "empty.txt", b"");
-    write(&inputs, "binary.txt", b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00");
-    write(&inputs, "latin1.txt", b"Not\xedcia: a infla\xe7\xe3o subiu 2%.");
+    write(
+        &inputs,
+        "binary.txt",
+        b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00",
+    );
+    write(
+        &inputs,
+        "latin1.txt",
+        b"Not\xedcia: a infla\xe7\xe3o subiu 2%.",
+    );
     write(&inputs, "german.txt", "Die Regierung hat am Montag einen neuen Haushalt vorgestellt, der deutlich höhere Ausgaben für Bildung und Forschung vorsieht.".as_bytes());
     write(&inputs, "good.json", r#"{"title": "Hausse des actions", "body": "Les actions de la société ont augmenté de 12% lundi après l'annonce d'un contrat de 40 millions de dollars.", "lang": "fr"}"#.as_bytes());
     let out = dir.path().join("out");
-    let assert = crossbrief().args(["run", "--out"]).arg(&out).arg(&inputs).assert().code(2);
+    let assert = crossbrief()
+        .args(["run", "--out"])
+        .arg(&out)
+        .arg(&inputs)
+        .assert()
+        .code(2);
     let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
     for (file, problem) in [
         ("empty.txt", "empty"),
@@ -142,9 +174,15 @@ fn bad_articles_are_reported_and_the_good_one_completes() {
         ("latin1.txt", "UTF-8"),
         ("german.txt", "unsupported language de"),
     ] {
-        assert!(stderr.lines().any(|l| l.contains(file) && l.contains(problem)), "{file}: {stderr}");
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(file) && l.contains(problem)),
+            "{file}: {stderr}"
+        );
     }
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("brief.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("brief.json")).unwrap()).unwrap();
     assert_eq!(json["failures"].as_array().unwrap().len(), 4);
     let articles = json["articles"].as_array().unwrap();
     assert_eq!(articles.len(), 1);
@@ -154,5 +192,8 @@ fn bad_articles_are_reported_and_the_good_one_completes() {
     assert!(translation.contains("12%"), "{translation}");
     assert!(out.join("articles/good.md").is_file());
     let brief = std::fs::read_to_string(out.join("brief.md")).unwrap();
-    assert!(brief.contains("## Not included") && brief.contains("german.txt"), "{brief}");
+    assert!(
+        brief.contains("## Not included") && brief.contains("german.txt"),
+        "{brief}"
+    );
 }

@@ -100,7 +100,11 @@ impl<R: Read + Seek> Loader<'_, R> {
 }
 
 impl Qwen2 {
-    pub fn load<R: Read + Seek>(content: &Content, reader: &mut R, device: &Device) -> Result<Self> {
+    pub fn load<R: Read + Seek>(
+        content: &Content,
+        reader: &mut R,
+        device: &Device,
+    ) -> Result<Self> {
         let cfg = Qwen2Config::from_gguf(content)?;
         let mut l = Loader {
             content,
@@ -197,7 +201,9 @@ impl Qwen2 {
         let mask = causal_mask(seq_len, offset, &self.device)?;
         for layer in &mut self.layers {
             let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, self.cfg.rms_eps as f32)?;
-            let h = layer.attn.forward(&h, &self.cfg, &cos, &sin, mask.as_ref())?;
+            let h = layer
+                .attn
+                .forward(&h, &self.cfg, &cos, &sin, mask.as_ref())?;
             x = (x + h)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, self.cfg.rms_eps as f32)?;
             let h = layer.mlp.forward(&h)?;

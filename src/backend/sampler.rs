@@ -8,7 +8,7 @@ pub enum Sampler {
     TopP {
         temperature: f64,
         top_p: f64,
-        rng: StdRng,
+        rng: Box<StdRng>,
     },
 }
 
@@ -20,7 +20,7 @@ impl Sampler {
             Sampler::TopP {
                 temperature,
                 top_p: top_p.clamp(f64::MIN_POSITIVE, 1.0),
-                rng: StdRng::seed_from_u64(seed),
+                rng: Box::new(StdRng::seed_from_u64(seed)),
             }
         }
     }
@@ -104,6 +104,9 @@ mod tests {
             (0..32).map(|_| s.sample(&logits)).collect::<Vec<_>>()
         };
         assert_eq!(draw(3), draw(3));
-        assert!(draw(3).iter().any(|&t| t != 1), "sampling never left the argmax");
+        assert!(
+            draw(3).iter().any(|&t| t != 1),
+            "sampling never left the argmax"
+        );
     }
 }

@@ -1,0 +1,138 @@
+//! Grounds the brief in its sources: each sentence without a citation gets the source whose
+//! summary sentence it repeats (word overlap), and sentences the model wrote twice go.
+
+use std::collections::HashSet;
+
+use regex::Regex;
+
+use crate::segment;
+
+/// Share of a brief sentence's words that must come from one summary sentence to cite it.
+const MIN_OVERLAP: f64 = 0.6;
+
+fn citation_re() -> Regex {
+    Regex::new(r"\[(\d+(?:\s*,\s*\d+)*)\]").expect("valid regex")
+}
+
+fn words(text: &str) -> HashSet<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 3)
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// The source numbers (1-based) whose summaries contain a sentence this one mostly repeats.
+fn attribute(sentence: &str, summaries: &[String]) -> Vec<usize> {
+    let own = words(sentence);
+    if own.is_empty() {
+        return Vec::new();
+    }
+    let mut best = (0.0, Vec::new());
+    for (i, summary) in summaries.iter().enumerate() {
+        for candidate in segment::sentences(summary) {
+            let shared = own.intersection(&words(&candidate)).count() as f64 / own.len() as f64;
+            if shared > best.0 + 1e-9 {
+                best = (shared, vec![i + 1]);
+            } else if (shared - best.0).abs() <= 1e-9 && !best.1.contains(&(i + 1)) {
+                best.1.push(i + 1);
+            }
+        }
+    }
+    if best.0 >= MIN_OVERLAP {
+        best.1
+    } else {
+        Vec::new()
+    }
+}
+
+/// Returns the brief with repeated sentences removed and citations added where a sentence
+/// repeats a source's summary but cites nothing; also the number of citations added.
+pub fn ground(brief: &str, summaries: &[String]) -> (String, usize) {
+    let cite = citation_re();
+    let mut seen = HashSet::new();
+    let mut added = 0;
+    let paragraphs: Vec<String> = brief
+        .split("\n\n")
+        .map(|paragraph| {
+            let mut kept: Vec<String> = Vec::new();
+            let mut trailing_groups = Vec::new();
+            for sentence in segment::sentences(paragraph) {
+                let bare = cite
+                    .replace_all(&sentence, "")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                if bare.is_empty() {
+                    // A citation group standing alone: kept only if it cites something the
+                    // sentences do not already cite themselves.
+                    trailing_groups.push(sentence.trim().to_string());
+                    continue;
+                }
+                if !seen.insert(bare.to_lowercase()) {
+                    continue;
+                }
+                if cite.is_match(&sentence) {
+                    kept.push(sentence);
+                    continue;
+                }
+                let sources = attribute(&bare, summaries);
+                if sources.is_empty() {
+                    kept.push(sentence);
+                } else {
+                    added += 1;
+                    let tags: String = sources.iter().map(|n| format!("[{n}]")).collect();
+                    let (body, end) = split_final_punctuation(&sentence);
+                    kept.push(format!("{body} {tags}{end}"));
+                }
+            }
+            if kept.iter().any(|s| !cite.is_match(s)) {
+                kept.extend(trailing_groups);
+            }
+            kept.join(" ")
+        })
+        .filter(|p| !p.is_empty())
+        .collect();
+    (paragraphs.join("\n\n"), added)
+}
+
+fn split_final_punctuation(sentence: &str) -> (&str, &str) {
+    let trimmed = sentence.trim_end();
+    match trimmed.char_indices().last() {
+        Some((i, '.' | '!' | '?')) => (&trimmed[..i], &trimmed[i..]),
+        _ => (trimmed, ""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uncited_sentences_get_the_source_they_repeat() {
+        let summaries = vec![
+            "CleanSpark hired Jeffrey Thomas to lead its AI data centers.".to_string(),
+            "Nvidia invested $683 million in Nscale. Shares rose.".to_string(),
+        ];
+        let brief = "CleanSpark hired Jeffrey Thomas to lead AI data centers. Nvidia invested $683 million in Nscale [2]. Markets were calm.";
+        let (grounded, added) = ground(brief, &summaries);
+        assert_eq!(
+            grounded,
+            "CleanSpark hired Jeffrey Thomas to lead AI data centers [1]. Nvidia invested $683 million in Nscale [2]. Markets were calm."
+        );
+        assert_eq!(added, 1);
+    }
+
+    #[test]
+    fn a_paragraph_citation_is_dropped_only_when_every_sentence_cites() {
+        let (grounded, _) = ground("A fact [1]. Another fact [2]. [1][2]", &[]);
+        assert_eq!(grounded, "A fact [1]. Another fact [2].");
+        let (grounded, _) = ground("A fact [1]. An unsourced claim. [1][2]", &[]);
+        assert_eq!(grounded, "A fact [1]. An unsourced claim. [1][2]");
+    }
+
+    #[test]
+    fn repeated_sentences_are_dropped() {
+        let (grounded, _) = ground("A fact here [1]. Another fact [2]. A fact here [1].", &[]);
+        assert_eq!(grounded, "A fact here [1]. Another fact [2].");
+    }
+}
