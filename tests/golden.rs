@@ -2,7 +2,10 @@
 //! the translations, summaries and brief are compared with the checked-in files under
 //! `tests/golden/` (greedy decoding is deterministic on the same machine kind).
 //!
-//! Regenerate after an intended change, then review the diff:
+//! Golden files live in `tests/golden/<cpu-class>/`: candle picks AVX2 or AVX-512 kernels at
+//! run time, and their float rounding differs, so each CPU class keeps its own.
+//!
+//! Regenerate after an intended change (or for a new CPU class), then review the diff:
 //!     INSTA_UPDATE=always cargo test --release --test golden
 //!     git diff tests/golden
 
@@ -79,8 +82,33 @@ fn prepared(id_prefix: &str) -> Prepared {
     pipeline::prepare(&path, id_prefix.into(), 1 << 20, &catalog, &rules).unwrap()
 }
 
+/// The kernel family candle dispatches to on this CPU (its AVX-512 VNNI path or AVX2).
+fn cpu_class() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vnni")
+        {
+            return "x86_64-avx512";
+        }
+        if is_x86_feature_detected!("avx2") {
+            return "x86_64-avx2";
+        }
+    }
+    std::env::consts::ARCH
+}
+
 fn golden(name: &str, text: &str) {
-    insta::with_settings!({snapshot_path => root().join("tests/golden"), prepend_module_to_snapshot => false, omit_expression => true}, {
+    let dir = root().join("tests/golden").join(cpu_class());
+    let updating = std::env::var("INSTA_UPDATE").is_ok_and(|v| v == "always");
+    assert!(
+        updating || dir.is_dir(),
+        "no golden files for this CPU class ({}) in {}: generate them with `INSTA_UPDATE=always cargo test --release --test golden` and review them",
+        cpu_class(),
+        dir.display()
+    );
+    insta::with_settings!({snapshot_path => dir, prepend_module_to_snapshot => false, omit_expression => true}, {
         insta::assert_snapshot!(name, text);
     });
 }
