@@ -1,17 +1,44 @@
 //! Grounds the brief in its sources: each sentence without a citation gets the source whose
 //! summary sentence it repeats (word overlap), and sentences the model wrote twice go.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::LazyLock;
 
 use regex::Regex;
 
+use crate::check::{Flag, FlagKind};
 use crate::segment;
 
 /// Share of a brief sentence's words that must come from one summary sentence to cite it.
 const MIN_OVERLAP: f64 = 0.6;
 
-fn citation_re() -> Regex {
-    Regex::new(r"\[(\d+(?:\s*,\s*\d+)*)\]").expect("valid regex")
+/// A citation: `[n]`, or several numbers in one pair of brackets, `[1, 2]`.
+static CITATION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\[(\d+(?:\s*,\s*\d+)*)\]").expect("valid regex"));
+
+/// Every source number the text cites.
+pub fn cited_sources(text: &str) -> BTreeSet<usize> {
+    CITATION
+        .captures_iter(text)
+        .flat_map(|cap| {
+            cap[1]
+                .split(',')
+                .filter_map(|s| s.trim().parse::<usize>().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Citations that name no source.
+pub fn check_citations(brief: &str, n_sources: usize) -> Vec<Flag> {
+    cited_sources(brief)
+        .into_iter()
+        .filter(|&n| n == 0 || n > n_sources)
+        .map(|n| Flag {
+            kind: FlagKind::Citation,
+            message: format!("the brief cites [{n}], but there are only {n_sources} sources"),
+        })
+        .collect()
 }
 
 fn words(text: &str) -> HashSet<String> {
@@ -48,7 +75,7 @@ fn attribute(sentence: &str, summaries: &[String]) -> Vec<usize> {
 /// Returns the brief with repeated sentences removed and citations added where a sentence
 /// repeats a source's summary but cites nothing; also the number of citations added.
 pub fn ground(brief: &str, summaries: &[String]) -> (String, usize) {
-    let cite = citation_re();
+    let cite = &*CITATION;
     let mut seen = HashSet::new();
     let mut added = 0;
     let paragraphs: Vec<String> = brief
@@ -128,6 +155,16 @@ mod tests {
         assert_eq!(grounded, "A fact [1]. Another fact [2].");
         let (grounded, _) = ground("A fact [1]. An unsourced claim. [1][2]", &[]);
         assert_eq!(grounded, "A fact [1]. An unsourced claim. [1][2]");
+    }
+
+    #[test]
+    fn citations_are_checked_against_the_source_count() {
+        assert!(check_citations("A [1]. B [2, 3].", 3).is_empty());
+        assert_eq!(check_citations("A [4]. B [0].", 3).len(), 2);
+        assert_eq!(
+            cited_sources("A [1][3]. B [2, 3]."),
+            [1, 2, 3].into_iter().collect()
+        );
     }
 
     #[test]

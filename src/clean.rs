@@ -149,7 +149,7 @@ pub fn split_paragraphs(text: &str) -> Vec<String> {
     for block in blocks.iter().filter(|b| !b.iter().all(|l| is_list_item(l))) {
         for line in &block[..block.len() - 1] {
             inner += 1;
-            if !ends_sentence(line) {
+            if !crate::segment::ends_sentence(line) {
                 open += 1;
             }
         }
@@ -162,10 +162,6 @@ pub fn split_paragraphs(text: &str) -> Vec<String> {
             .map(str::to_string)
             .collect()
     }
-}
-
-fn ends_sentence(line: &str) -> bool {
-    line.ends_with(['.', '!', '?', ':', ';', '"', '”', '»', ')', '؟', '。'])
 }
 
 fn is_list_item(line: &str) -> bool {

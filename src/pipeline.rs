@@ -418,7 +418,7 @@ pub fn run(
         bar.finish_and_clear();
         match result {
             Ok(text) => {
-                brief_flags = check_citations(&text, sources.len());
+                brief_flags = crate::cite::check_citations(&text, sources.len());
                 Some(text)
             }
             Err(e) => {
@@ -630,7 +630,7 @@ pub fn trim_summary(text: &str, finish: Finish) -> String {
     let mut sentences = segment::sentences(text);
     if finish == Finish::Budget
         && sentences.len() > 1
-        && !sentences.last().is_some_and(|s| ends_sentence(s))
+        && !sentences.last().is_some_and(|s| segment::ends_sentence(s))
     {
         sentences.pop();
     }
@@ -639,10 +639,6 @@ pub fn trim_summary(text: &str, finish: Finish) -> String {
 }
 
 const MAX_SUMMARY_SENTENCES: usize = 5;
-
-fn ends_sentence(s: &str) -> bool {
-    s.trim_end().ends_with(['.', '!', '?', '"', '”', ')'])
-}
 
 pub fn write_brief(
     ctx: &mut Context,
@@ -707,48 +703,13 @@ pub fn tidy_brief(text: &str, finish: Finish) -> String {
     if finish == Finish::Budget {
         if let Some(last) = paragraphs.last_mut() {
             let mut sentences = segment::sentences(last);
-            if sentences.len() > 1 && !sentences.last().is_some_and(|s| ends_sentence(s)) {
+            if sentences.len() > 1 && !sentences.last().is_some_and(|s| segment::ends_sentence(s)) {
                 sentences.pop();
                 *last = sentences.join(" ");
             }
         }
     }
     paragraphs.join("\n\n")
-}
-
-/// Citations `[n]` (also `[1, 2]`) that name no source.
-pub fn check_citations(brief: &str, n_sources: usize) -> Vec<Flag> {
-    let re = regex::Regex::new(r"\[(\d+(?:\s*,\s*\d+)*)\]").expect("valid regex");
-    let mut bad = BTreeSet::new();
-    for cap in re.captures_iter(brief) {
-        for n in cap[1]
-            .split(',')
-            .filter_map(|s| s.trim().parse::<usize>().ok())
-        {
-            if n == 0 || n > n_sources {
-                bad.insert(n);
-            }
-        }
-    }
-    bad.into_iter()
-        .map(|n| Flag {
-            kind: FlagKind::Citation,
-            message: format!("the brief cites [{n}], but there are only {n_sources} sources"),
-        })
-        .collect()
-}
-
-/// Cited source numbers, in order of first appearance.
-pub fn cited_sources(brief: &str) -> BTreeSet<usize> {
-    let re = regex::Regex::new(r"\[(\d+(?:\s*,\s*\d+)*)\]").expect("valid regex");
-    re.captures_iter(brief)
-        .flat_map(|cap| {
-            cap[1]
-                .split(',')
-                .filter_map(|s| s.trim().parse::<usize>().ok())
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -790,17 +751,6 @@ mod tests {
         assert_eq!(
             tidy_brief("A is true [1]. B is", Finish::Budget),
             "A is true [1]."
-        );
-    }
-
-    #[test]
-    fn citations_are_checked_against_the_source_count() {
-        assert!(check_citations("A [1]. B [2, 3].", 3).is_empty());
-        let flags = check_citations("A [4]. B [0].", 3);
-        assert_eq!(flags.len(), 2);
-        assert_eq!(
-            cited_sources("A [1][3]. B [2, 3]."),
-            [1, 2, 3].into_iter().collect()
         );
     }
 

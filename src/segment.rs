@@ -15,6 +15,13 @@ pub struct Chunk {
     pub tokens: usize,
 }
 
+/// Whether text ends as a sentence or clause does (so a line ending otherwise was wrapped,
+/// and a generation ending otherwise was cut).
+pub fn ends_sentence(text: &str) -> bool {
+    text.trim_end()
+        .ends_with(['.', '!', '?', ':', ';', '"', '”', '»', ')', '؟', '。'])
+}
+
 /// Sentences of a paragraph (Unicode sentence boundaries), trimmed.
 pub fn sentences(paragraph: &str) -> Vec<String> {
     paragraph

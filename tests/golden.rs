@@ -244,11 +244,11 @@ fn brief_cites_its_sources() {
     let sources = json["sources"].as_array().unwrap();
     assert_eq!(sources.len(), 5);
     assert!(
-        pipeline::check_citations(brief, sources.len()).is_empty(),
+        crossbrief::cite::check_citations(brief, sources.len()).is_empty(),
         "{brief}"
     );
     assert!(
-        !pipeline::cited_sources(brief).is_empty(),
+        !crossbrief::cite::cited_sources(brief).is_empty(),
         "the brief cites nothing: {brief}"
     );
     let md = std::fs::read_to_string(sample_run().out.join("brief.md")).unwrap();

@@ -31,25 +31,25 @@ fn strings(content: &Content, key: &str) -> Result<Vec<String>> {
         .collect()
 }
 
-/// The byte-level BPE tokenizer of a GGUF whose `tokenizer.ggml.model` is `gpt2`.
-pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer> {
-    let model = content
+/// A string metadata value, empty when absent.
+fn metadata_string(content: &Content, key: &str) -> String {
+    content
         .metadata
-        .get("tokenizer.ggml.model")
+        .get(key)
         .and_then(|v| v.to_string().ok())
         .cloned()
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The byte-level BPE tokenizer of a GGUF whose `tokenizer.ggml.model` is `gpt2`.
+pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer> {
+    let model = metadata_string(content, "tokenizer.ggml.model");
     if model != "gpt2" {
         return Err(Error::Tokenizer(format!(
             "tokenizer.ggml.model is {model:?}; only byte-level BPE (gpt2) is supported"
         )));
     }
-    let pre = content
-        .metadata
-        .get("tokenizer.ggml.pre")
-        .and_then(|v| v.to_string().ok())
-        .cloned()
-        .unwrap_or_default();
+    let pre = metadata_string(content, "tokenizer.ggml.pre");
     if pre != "qwen2" {
         return Err(Error::Tokenizer(format!(
             "pre-tokenizer {pre:?} is not supported (only qwen2)"
