@@ -263,13 +263,14 @@ pub fn translate_chunks(
     let mut translate_one =
         |engine: &mut LlmEngine, text: &str, tokens: usize| -> Result<(String, bool, bool)> {
             let messages = prompts.translate(source_language, text)?;
-            let started = Instant::now();
             let generation =
                 engine.generate(&messages, task.max_new_tokens(tokens), decoding, &mut || {})?;
             stats.add(&generation);
             stats.items += 1;
-            let secs = started.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!("{:.1} tok/s", generation.new_tokens as f64 / secs));
+            bar.set_message(format!(
+                "decode {:.1} tok/s",
+                stats.generated_tokens as f64 / stats.decode_s.max(1e-9)
+            ));
             Ok((
                 tidy_translation(&generation.text),
                 generation.finish == Finish::Budget,
