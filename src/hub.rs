@@ -62,10 +62,6 @@ impl Resolver {
         self.cache.path()
     }
 
-    pub fn is_offline(&self) -> bool {
-        self.offline
-    }
-
     fn repo(manifest: &ModelManifest) -> Repo {
         Repo::with_revision(
             manifest.hub.repo.clone(),

@@ -57,26 +57,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let progress = Progress::new(cli.quiet);
     match cli.command {
         Command::Run(args) => run_job(
-            &cli_device(&cli.device)?,
+            &cli.device.open()?,
             &resources,
             &catalog,
             progress,
             args,
             cli.quiet,
         ),
-        Command::Translate(args) => translate(
-            &cli_device(&cli.device)?,
-            &resources,
-            &catalog,
-            progress,
-            args,
-        ),
+        Command::Translate(args) => {
+            translate(&cli.device.open()?, &resources, &catalog, progress, args)
+        }
         Command::Models { action } => models(&catalog, action, cli.quiet),
     }
-}
-
-fn cli_device(choice: &crossbrief::device::DeviceChoice) -> anyhow::Result<candle_core::Device> {
-    Ok(choice.open()?)
 }
 
 fn overrides(d: &DecodingArgs) -> DecodingOverride {

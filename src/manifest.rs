@@ -182,13 +182,6 @@ impl ModelManifest {
         manifest.manifest_path = path.to_path_buf();
         Ok(manifest)
     }
-
-    pub fn file(&self, role: FileRole) -> Result<&ModelFile> {
-        self.files
-            .iter()
-            .find(|f| f.role == role)
-            .ok_or_else(|| Error::model(&self.name, format!("manifest lists no {role:?} file")))
-    }
 }
 
 /// A profile picks one model per task and, for translation, per source language.

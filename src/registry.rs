@@ -47,10 +47,6 @@ impl<'a> Registry<'a> {
         }
     }
 
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
     /// The engine for `name`, loading it the first time. A model that failed to load keeps
     /// failing with the same message without being retried.
     pub fn llm(&mut self, name: &str) -> Result<&mut LlmEngine> {

@@ -32,10 +32,6 @@ impl Resources {
             })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     pub fn models_dir(&self) -> PathBuf {
         self.root.join("models")
     }

@@ -14,7 +14,7 @@ use super::qwen2::Qwen2;
 use super::sampler::Sampler;
 use crate::error::{Error, Result};
 use crate::hub::ResolvedFile;
-use crate::manifest::{Architecture, FileRole, ModelManifest, PromptFormat};
+use crate::manifest::{Architecture, FileRole, ModelManifest};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ChatMessage {
@@ -74,7 +74,6 @@ pub struct LlmEngine {
     name: String,
     model: Qwen2,
     tokenizer: Tokenizer,
-    prompt: PromptFormat,
     stop_ids: Vec<u32>,
     templates: minijinja::Environment<'static>,
     /// Tokens whose keys and values are in the model's cache, in order. Prompts that share a
@@ -119,7 +118,7 @@ impl LlmEngine {
         let mut templates = minijinja::Environment::new();
         templates.set_keep_trailing_newline(true);
         templates
-            .add_template_owned("chat", prompt.chat_template.clone())
+            .add_template_owned("chat", prompt.chat_template)
             .map_err(|source| Error::Prompt {
                 name: format!("{} chat_template", manifest.name),
                 source,
@@ -128,7 +127,6 @@ impl LlmEngine {
             name: manifest.name.clone(),
             model,
             tokenizer,
-            prompt,
             stop_ids,
             templates,
             cached: Vec::new(),
@@ -141,10 +139,6 @@ impl LlmEngine {
 
     pub fn context_length(&self) -> usize {
         self.model.config().context_length
-    }
-
-    pub fn stop_strings(&self) -> &[String] {
-        &self.prompt.stop
     }
 
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {

@@ -162,13 +162,6 @@ impl Qwen2 {
         &self.device
     }
 
-    /// Forgets every cached key and value: the next call starts a new sequence.
-    pub fn clear_kv_cache(&mut self) {
-        for layer in &mut self.layers {
-            layer.attn.kv_cache = None;
-        }
-    }
-
     /// Keeps the first `len` cached positions and forgets the rest (prefix reuse).
     pub fn truncate_kv_cache(&mut self, len: usize) -> Result<()> {
         for layer in &mut self.layers {
