@@ -15,6 +15,13 @@ pub enum Error {
         supported: String,
     },
 
+    #[error("profile {profile} has no translator for language {lang}; supported: {supported}")]
+    NoTranslator {
+        lang: String,
+        profile: String,
+        supported: String,
+    },
+
     #[error("model {model}: {problem}")]
     Model { model: String, problem: String },
 

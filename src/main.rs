@@ -2,11 +2,12 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use crossbrief::article;
+use crossbrief::check;
 use crossbrief::clean::{self, BoilerplateRules};
 use crossbrief::cli::{Cli, Command, DecodingArgs, ModelsAction, RunArgs, TranslateArgs};
 use crossbrief::device;
@@ -206,22 +207,6 @@ fn translate(
     let output: Vec<String> = if lang == "en" {
         units.clone()
     } else {
-        let model = catalog
-            .translator_for(&lang)
-            .with_context(|| {
-                format!(
-                    "no translator for language {lang:?} in profile {}; supported: {}",
-                    catalog.profile_name,
-                    catalog.supported_languages().join(", ")
-                )
-            })?
-            .to_string();
-        let manifest = catalog.model(&model)?;
-        let (chunk_tokens, task) = (
-            manifest.generation.chunk_tokens,
-            manifest.generation.translate,
-        );
-        let decoding = overrides(&args.decoding).resolve(manifest, &task);
         let mut ctx = context(
             device,
             resources,
@@ -237,28 +222,20 @@ fn translate(
             .filter(|(_, u)| !u.trim().is_empty())
             .collect();
         let texts: Vec<String> = non_empty.iter().map(|(_, u)| u.clone()).collect();
-        let engine = ctx.registry.llm(&model)?;
-        let chunks = pipeline::chunk_for(engine, &texts, chunk_tokens)?;
-        let bar = ctx
-            .progress
-            .stage("translate", chunks.len() as u64, "chunks");
+        let bar = ctx.progress.stage("translate", 0, "chunks");
         let mut stats = StageStats::default();
-        let translated = pipeline::translate_chunks(
-            engine,
-            &ctx.prompts,
-            &lang,
-            &chunks,
-            task,
-            decoding,
-            &mut stats,
-            &bar,
-        )?;
+        let (_, translations, translated) =
+            pipeline::translate_units(&mut ctx, &lang, &texts, &mut stats, &bar)?;
         bar.finish_and_clear();
-        let rebuilt =
-            crossbrief::segment::rebuild_paragraphs(&chunks, &translated.chunks, texts.len());
         let mut out = vec![String::new(); units.len()];
-        for ((i, _), t) in non_empty.iter().zip(rebuilt) {
-            out[*i] = t;
+        for ((i, source), translation) in non_empty.iter().zip(translations) {
+            for number in check::lost_numbers(source, &lang, &translation) {
+                tracing::warn!(
+                    "unit {}: number {number} of the source is not in the translation",
+                    i + 1
+                );
+            }
+            out[*i] = translation;
         }
         if translated.budget_hits > 0 {
             tracing::warn!(

@@ -90,7 +90,7 @@ pub struct Failure {
 
 impl Failure {
     fn new(path: &Path, stage: &str, error: &Error) -> Self {
-        tracing::warn!(path = %path.display(), stage, "{error}");
+        tracing::info!(path = %path.display(), stage, "{error}");
         Failure {
             source_path: path.to_path_buf(),
             stage: stage.into(),
@@ -305,6 +305,48 @@ pub fn translate_chunks(
     Ok(out)
 }
 
+/// Translates independent units (paragraphs, lines, a title) with the profile's translator
+/// for `lang`, chunked to its input limit. Returns the translator's name, one translation per
+/// unit, and what happened to the chunks.
+pub fn translate_units(
+    ctx: &mut Context,
+    lang: &str,
+    units: &[String],
+    stage: &mut StageStats,
+    bar: &ProgressBar,
+) -> Result<(String, Vec<String>, Translated)> {
+    let model = ctx
+        .catalog
+        .translator_for(lang)
+        .ok_or_else(|| Error::NoTranslator {
+            lang: lang.to_string(),
+            profile: ctx.catalog.profile_name.clone(),
+            supported: ctx.catalog.supported_languages().join(", "),
+        })?
+        .to_string();
+    let manifest = ctx.catalog.model(&model)?;
+    let (chunk_tokens, task) = (
+        manifest.generation.chunk_tokens,
+        manifest.generation.translate,
+    );
+    let decoding = ctx.decoding.resolve(manifest, &task);
+    let engine = ctx.registry.llm(&model)?;
+    let chunks = chunk_for(engine, units, chunk_tokens)?;
+    bar.inc_length(chunks.len() as u64);
+    let translated = translate_chunks(
+        engine,
+        &ctx.prompts,
+        lang,
+        &chunks,
+        task,
+        decoding,
+        stage,
+        bar,
+    )?;
+    let rebuilt = segment::rebuild_paragraphs(&chunks, &translated.chunks, units.len());
+    Ok((engine.name().to_string(), rebuilt, translated))
+}
+
 /// Chunks an article's paragraphs with the engine's tokenizer.
 pub fn chunk_for(
     engine: &LlmEngine,
@@ -464,40 +506,16 @@ fn translate_article(
             title_source.clone(),
         )
     } else {
-        let model = ctx
-            .catalog
-            .translator_for(&p.lang.code)
-            .ok_or_else(|| Error::input(&p.doc.path, format!("no translator for {}", p.lang.code)))?
-            .to_string();
-        let manifest = ctx.catalog.model(&model)?;
-        let (chunk_tokens, task) = (
-            manifest.generation.chunk_tokens,
-            manifest.generation.translate,
-        );
-        let decoding = ctx.decoding.resolve(manifest, &task);
-        let engine = ctx.registry.llm(&model)?;
-        let chunks = chunk_for(engine, paragraphs, chunk_tokens)?;
-        let title_chunks = match &title_source {
-            Some(t) => chunk_for(engine, std::slice::from_ref(t), chunk_tokens)?,
-            None => Vec::new(),
-        };
-        let mut all = title_chunks.clone();
-        all.extend(chunks.iter().cloned());
-        bar.inc_length(all.len() as u64);
-        let translated = translate_chunks(
-            engine,
-            &ctx.prompts,
-            &p.lang.code,
-            &all,
-            task,
-            decoding,
-            stage,
-            bar,
-        )?;
-        let (title_part, body_part) = translated.chunks.split_at(title_chunks.len());
-        let title_en = title_source
-            .as_ref()
-            .map(|_| segment::rebuild_paragraphs(&title_chunks, title_part, 1).remove(0));
+        // The title, when there is one, is translated as the first unit.
+        let units: Vec<String> = title_source
+            .iter()
+            .chain(paragraphs.iter())
+            .cloned()
+            .collect();
+        let (translator, mut translations, translated) =
+            translate_units(ctx, &p.lang.code, &units, stage, bar)?;
+        let body = translations.split_off(title_source.iter().count());
+        let title_en = translations.pop();
         if translated.budget_hits > 0 {
             flags.push(Flag {
                 kind: FlagKind::TokenBudget,
@@ -516,8 +534,7 @@ fn translate_article(
                 message: format!("{} chunk(s) ended in a repetition loop", translated.loops),
             });
         }
-        let body = segment::rebuild_paragraphs(&chunks, body_part, paragraphs.len());
-        (engine.name().to_string(), body, title_en)
+        (translator, body, title_en)
     };
 
     let source_text = title_source
