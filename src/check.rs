@@ -103,12 +103,12 @@ static SCALES: LazyLock<Vec<(&'static str, ScaleWords)>> = LazyLock::new(|| {
         .collect()
 });
 
-fn scale_after(rest: &str, lang: &str) -> f64 {
-    SCALES
+/// The scale word at the start of `rest` (after spaces) and its factor, if any.
+fn scale_after<'a>(rest: &'a str, lang: &str) -> Option<(&'a str, f64)> {
+    let (_, words) = SCALES.iter().find(|(l, _)| *l == lang)?;
+    words
         .iter()
-        .find(|(l, _)| *l == lang)
-        .and_then(|(_, words)| words.iter().find(|(re, _)| re.is_match(rest)))
-        .map_or(1.0, |(_, factor)| *factor)
+        .find_map(|(re, factor)| re.find(rest).map(|m| (m.as_str().trim(), *factor)))
 }
 
 /// Numbers written in `text` (in language `lang`), each with the values it can stand for: a
@@ -119,20 +119,12 @@ pub fn numbers(text: &str, lang: &str) -> Vec<(String, Vec<f64>)> {
     NUMBER
         .find_iter(&text)
         .map(|m| {
-            let factor = scale_after(&text[m.end()..], lang);
-            let literal = m.as_str().trim().to_string();
-            let values = readings(&literal).into_iter().map(|v| v * factor).collect();
-            let literal = if factor == 1.0 {
-                literal
-            } else {
-                let word = SCALES
-                    .iter()
-                    .find(|(l, _)| *l == lang)
-                    .and_then(|(_, ws)| ws.iter().find_map(|(re, _)| re.find(&text[m.end()..])))
-                    .map(|w| w.as_str().trim().to_string())
-                    .unwrap_or_default();
-                format!("{literal} {word}")
+            let digits = m.as_str().trim();
+            let (literal, factor) = match scale_after(&text[m.end()..], lang) {
+                Some((word, factor)) => (format!("{digits} {word}"), factor),
+                None => (digits.to_string(), 1.0),
             };
+            let values = readings(digits).into_iter().map(|v| v * factor).collect();
             (literal, values)
         })
         .collect()

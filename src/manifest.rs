@@ -130,15 +130,6 @@ pub struct TaskSettings {
     pub ratio: f64,
     pub slack: usize,
     pub max: usize,
-    /// Divides the logits of tokens this answer already produced (1.0: off). Small models
-    /// loop in free writing; translation keeps 1.0 so that repeated names and figures are
-    /// never discouraged.
-    #[serde(default = "no_penalty")]
-    pub repeat_penalty: f32,
-}
-
-fn no_penalty() -> f32 {
-    1.0
 }
 
 impl TaskSettings {
@@ -147,7 +138,6 @@ impl TaskSettings {
             ratio: 2.0,
             slack: 48,
             max: 2048,
-            repeat_penalty: 1.0,
         }
     }
     fn summarize() -> Self {
@@ -155,7 +145,6 @@ impl TaskSettings {
             ratio: 0.5,
             slack: 64,
             max: 320,
-            repeat_penalty: 1.0,
         }
     }
     fn brief() -> Self {
@@ -163,7 +152,6 @@ impl TaskSettings {
             ratio: 0.8,
             slack: 128,
             max: 900,
-            repeat_penalty: 1.0,
         }
     }
 

@@ -210,13 +210,12 @@ pub struct Translated {
 
 impl DecodingOverride {
     /// The manifest's decoding settings with these overrides applied.
-    pub fn resolve(self, manifest: &ModelManifest, task: &TaskSettings) -> Decoding {
+    pub fn resolve(self, manifest: &ModelManifest) -> Decoding {
         let defaults = &manifest.generation;
         Decoding {
             temperature: self.temperature.unwrap_or(defaults.temperature),
             top_p: self.top_p.unwrap_or(defaults.top_p),
             seed: self.seed.unwrap_or(defaults.seed),
-            repeat_penalty: task.repeat_penalty,
         }
     }
 }
@@ -329,7 +328,7 @@ pub fn translate_units(
         manifest.generation.chunk_tokens,
         manifest.generation.translate,
     );
-    let decoding = ctx.decoding.resolve(manifest, &task);
+    let decoding = ctx.decoding.resolve(manifest);
     let engine = ctx.registry.llm(&model)?;
     let chunks = chunk_for(engine, units, chunk_tokens)?;
     bar.inc_length(chunks.len() as u64);
@@ -498,6 +497,12 @@ fn translate_article(
     let paragraphs = &p.cleaned.paragraphs;
     let title_source = p.cleaned.title.clone();
     let mut flags = p.flags.clone();
+    // The title, when there is one, is the first unit: translated and checked with the body.
+    let units: Vec<String> = title_source
+        .iter()
+        .chain(paragraphs.iter())
+        .cloned()
+        .collect();
 
     let (translator, body, title_en) = if p.lang.code == "en" {
         (
@@ -506,12 +511,6 @@ fn translate_article(
             title_source.clone(),
         )
     } else {
-        // The title, when there is one, is translated as the first unit.
-        let units: Vec<String> = title_source
-            .iter()
-            .chain(paragraphs.iter())
-            .cloned()
-            .collect();
         let (translator, mut translations, translated) =
             translate_units(ctx, &p.lang.code, &units, stage, bar)?;
         let body = translations.split_off(title_source.iter().count());
@@ -537,12 +536,7 @@ fn translate_article(
         (translator, body, title_en)
     };
 
-    let source_text = title_source
-        .iter()
-        .chain(paragraphs.iter())
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("\n");
+    let source_text = units.join("\n");
     let target_text = title_en
         .iter()
         .chain(body.iter())
@@ -610,7 +604,7 @@ pub fn summarize(
 ) -> Result<String> {
     let manifest = ctx.catalog.model(model)?;
     let task = manifest.generation.summarize;
-    let decoding = ctx.decoding.resolve(manifest, &task);
+    let decoding = ctx.decoding.resolve(manifest);
     let messages = ctx.prompts.summarize(&a.title_en, &a.translation)?;
     let engine = ctx.registry.llm(model)?;
     let input_tokens = engine.count_tokens(&a.translation)?;
@@ -666,7 +660,7 @@ pub fn write_brief(
 ) -> Result<String> {
     let manifest = ctx.catalog.model(model)?;
     let task = manifest.generation.brief;
-    let decoding = ctx.decoding.resolve(manifest, &task);
+    let decoding = ctx.decoding.resolve(manifest);
     let messages = ctx.prompts.brief(sources)?;
     let engine = ctx.registry.llm(model)?;
     let input_tokens: usize = sources

@@ -43,9 +43,6 @@ pub struct Decoding {
     pub temperature: f64,
     pub top_p: f64,
     pub seed: u64,
-    /// Divides positive logits (multiplies negative ones) of tokens already generated in this
-    /// answer; 1.0 turns it off.
-    pub repeat_penalty: f32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -217,8 +214,7 @@ impl LlmEngine {
         let mut generated: Vec<u32> = Vec::new();
         let mut finish = Finish::Budget;
         while generated.len() < budget {
-            let mut row: Vec<f32> = logits.squeeze(0)?.to_vec1()?;
-            penalize_repeats(&mut row, &generated, decoding.repeat_penalty);
+            let row: Vec<f32> = logits.squeeze(0)?.to_vec1()?;
             let next = sampler.sample(&row);
             if self.stop_ids.contains(&next) {
                 finish = Finish::Stop;
@@ -243,36 +239,5 @@ impl LlmEngine {
             prefill,
             decode,
         })
-    }
-}
-
-/// Discourages tokens this answer already produced (as llama.cpp's repeat penalty, but over
-/// the answer only, never the prompt, so the source's words stay free to use).
-fn penalize_repeats(logits: &mut [f32], generated: &[u32], penalty: f32) {
-    if penalty == 1.0 {
-        return;
-    }
-    let mut seen = std::collections::HashSet::new();
-    for &id in generated {
-        if seen.insert(id) {
-            if let Some(l) = logits.get_mut(id as usize) {
-                *l = if *l > 0.0 { *l / penalty } else { *l * penalty };
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repeat_penalty_lowers_only_seen_tokens() {
-        let mut logits = vec![2.0, -1.0, 3.0];
-        penalize_repeats(&mut logits, &[0, 1, 0], 2.0);
-        assert_eq!(logits, [1.0, -2.0, 3.0]);
-        let mut untouched = vec![2.0, -1.0];
-        penalize_repeats(&mut untouched, &[0, 1], 1.0);
-        assert_eq!(untouched, [2.0, -1.0]);
     }
 }
