@@ -8,7 +8,7 @@ pinned in the manifest and writes the file into the Hugging Face cache layout
 ($HF_HOME/hub/models--ORG--NAME/{blobs,refs,snapshots}) so the resolver finds it exactly as it
 would find a hub download. Files already present with the right checksum are left alone.
 
-Usage: python3 scripts/fetch-models.py [--profile-models-only] [MODEL_NAME ...]
+Usage: python3 scripts/fetch-models.py [MODEL_NAME ...]   (default: every model with a mirror)
 """
 
 import argparse
@@ -158,6 +158,10 @@ def main() -> int:
         raise SystemExit(f"unknown model(s): {', '.join(sorted(unknown))}")
     for manifest in manifests:
         if wanted and manifest["name"] not in wanted:
+            continue
+        if not wanted and not all(e.get("mirror") for e in manifest["files"]):
+            # Hub-only models (the online profile) have no offline mirror to assemble.
+            print(f"{manifest['name']}: hub only, skipped (no offline mirror)")
             continue
         print(f"{manifest['name']} ({manifest['hub']['repo']}@{manifest['hub']['revision']})")
         for entry in manifest["files"]:

@@ -62,6 +62,18 @@ pub struct DecodingArgs {
     /// Random seed for sampling. Default: the manifest's.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Dedicated translators: beam size (1 = greedy). Default: the manifest's.
+    #[arg(long)]
+    pub beam: Option<usize>,
+    /// Dedicated translators: at most this many sentences per batch. Default: the manifest's.
+    #[arg(long)]
+    pub batch_rows: Option<usize>,
+    /// Dedicated translators: at most this many padded source tokens per batch. Default: the manifest's.
+    #[arg(long)]
+    pub batch_tokens: Option<usize>,
+    /// Dedicated translators: score the whole vocabulary instead of the lexical shortlist.
+    #[arg(long)]
+    pub no_shortlist: bool,
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +110,10 @@ pub struct TranslateArgs {
 
     /// The file to translate (UTF-8 text).
     pub file: PathBuf,
+
+    /// Write the translation's figures (segments, tokens, seconds, model load time) as JSON here.
+    #[arg(long)]
+    pub stats: Option<PathBuf>,
 
     /// Refuse input files larger than this many bytes.
     #[arg(long, default_value_t = 16 * DEFAULT_MAX_BYTES)]

@@ -35,6 +35,8 @@ pub struct ResolvedFile {
     pub name: String,
     pub path: PathBuf,
     pub sha256: String,
+    /// Whether `sha256` was checked against the manifest (else only recorded).
+    pub pinned: bool,
     pub origin: Origin,
 }
 
@@ -81,7 +83,7 @@ impl Resolver {
             .path()
             .join(repo.folder_name())
             .join("blobs")
-            .join(&file.sha256);
+            .join(file.sha256.as_ref()?);
         blob.is_file().then_some((blob, Origin::Blob))
     }
 
@@ -106,12 +108,22 @@ impl Resolver {
             }
             None => (self.download(manifest, file)?, Origin::Hub),
         };
-        verify_sha256(&path, &file.sha256)?;
+        let sha256 = match &file.sha256 {
+            Some(expected) => {
+                verify_sha256(&path, expected)?;
+                expected.clone()
+            }
+            None => {
+                tracing::warn!(file = %file.name, revision = %manifest.hub.revision, "no pinned sha256; trusting the pinned revision");
+                sha256_file(&path)?
+            }
+        };
         Ok(ResolvedFile {
             role: file.role,
             name: file.name.clone(),
             path,
-            sha256: file.sha256.clone(),
+            sha256,
+            pinned: file.sha256.is_some(),
             origin,
         })
     }
@@ -151,7 +163,11 @@ impl Resolver {
                 self.cache.path().display()
             ),
             reason,
-            hint: FETCH_HINT.into(),
+            hint: if file.mirror.is_some() {
+                FETCH_HINT.into()
+            } else {
+                "it is published only on the Hugging Face hub: run `crossbrief models fetch` where the hub can be reached (HF_ENDPOINT may name a mirror of the hub)".into()
+            },
         }
     }
 }

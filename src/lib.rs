@@ -5,6 +5,7 @@
 
 pub mod article;
 pub mod backend;
+pub mod batch;
 pub mod check;
 pub mod cite;
 pub mod clean;

@@ -2,7 +2,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::bail;
+use anyhow::{bail, Context as _};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -13,7 +13,7 @@ use crossbrief::cli::{Cli, Command, DecodingArgs, ModelsAction, RunArgs, Transla
 use crossbrief::device;
 use crossbrief::hub::{self, Resolver};
 use crossbrief::manifest::Catalog;
-use crossbrief::pipeline::{self, Context, DecodingOverride, StageStats};
+use crossbrief::pipeline::{self, Context, DecodingOverride, Segmentation, StageStats};
 use crossbrief::progress::Progress;
 use crossbrief::prompts::Prompts;
 use crossbrief::registry::Registry;
@@ -66,9 +66,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cli.quiet,
         ),
         Command::Translate(args) => {
+            let dedicated = catalog
+                .translator_for(&args.from.to_ascii_lowercase())
+                .and_then(|m| catalog.model(m).ok())
+                .is_some_and(|m| m.architecture.is_translator());
+            if dedicated {
+                single_threaded_kernels();
+            }
             translate(&cli.device.open()?, &resources, &catalog, progress, args)
         }
         Command::Models { action } => models(&catalog, action, cli.quiet),
+    }
+}
+
+/// A dedicated translator on the CPU runs one batch per core, each with single-threaded
+/// kernels: its matrices are small, and splitting every one across cores costs more in
+/// synchronisation than it gains. Left alone when the user set the variables. Called before
+/// candle starts any thread.
+fn single_threaded_kernels() {
+    for var in ["RAYON_NUM_THREADS", "CANDLE_NUM_THREADS"] {
+        if std::env::var_os(var).is_none() {
+            std::env::set_var(var, "1");
+        }
     }
 }
 
@@ -77,6 +96,10 @@ fn overrides(d: &DecodingArgs) -> DecodingOverride {
         temperature: d.temperature,
         top_p: d.top_p,
         seed: d.seed,
+        beam_size: d.beam,
+        batch_rows: d.batch_rows,
+        batch_tokens: d.batch_tokens,
+        shortlist: d.no_shortlist.then_some(false),
     }
 }
 
@@ -168,12 +191,12 @@ fn run_job(
 
 fn print_stages(stages: &[StageStats]) {
     eprintln!(
-        "{:<10} {:>6} {:>9} {:>9} {:>11} {:>9} {:>10}",
-        "stage", "items", "wall s", "prompt", "prefill/s", "new tok", "decode/s"
+        "{:<32} {:>6} {:>9} {:>9} {:>11} {:>9} {:>10}",
+        "stage", "items", "wall s", "input tok", "prefill/s", "new tok", "decode/s"
     );
     for s in stages {
         eprintln!(
-            "{:<10} {:>6} {:>9.1} {:>9} {:>11.1} {:>9} {:>10.1}",
+            "{:<32} {:>6} {:>9.1} {:>9} {:>11.1} {:>9} {:>10.1}",
             s.name,
             s.items,
             s.wall_s,
@@ -224,11 +247,16 @@ fn translate(
         let texts: Vec<String> = non_empty.iter().map(|(_, u)| u.clone()).collect();
         let bar = ctx.progress.stage("translate", 0, "chunks");
         let mut stats = StageStats::default();
-        let (_, translations, translated) =
-            pipeline::translate_units(&mut ctx, &lang, &texts, &mut stats, &bar)?;
+        let segmentation = if args.lines {
+            Segmentation::WholeUnits
+        } else {
+            Segmentation::Sentences
+        };
+        let translated =
+            pipeline::translate_units(&mut ctx, &lang, &texts, segmentation, &mut stats, &bar)?;
         bar.finish_and_clear();
         let mut out = vec![String::new(); units.len()];
-        for ((i, source), translation) in non_empty.iter().zip(translations) {
+        for ((i, source), translation) in non_empty.iter().zip(translated.units.clone()) {
             for number in check::lost_numbers(source, &lang, &translation) {
                 tracing::warn!(
                     "unit {}: number {number} of the source is not in the translation",
@@ -237,11 +265,20 @@ fn translate(
             }
             out[*i] = translation;
         }
-        if translated.budget_hits > 0 {
+        if translated.budget_hits() > 0 {
             tracing::warn!(
-                "{} chunk(s) reached the new-token budget and may be incomplete",
-                translated.budget_hits
+                "{} chunk(s) reached the length limit and may be incomplete",
+                translated.budget_hits()
             );
+        }
+        if let Some(path) = &args.stats {
+            let figures = serde_json::json!({
+                "translator": translated.translator,
+                "stage": stats,
+                "models": ctx.registry.records,
+            });
+            std::fs::write(path, serde_json::to_string_pretty(&figures)?)
+                .with_context(|| format!("writing {}", path.display()))?;
         }
         out
     };
@@ -287,11 +324,13 @@ fn models(catalog: &Catalog, action: ModelsAction, quiet: bool) -> anyhow::Resul
                         .size
                         .map(|s| format!("{:.1} MB", s as f64 / 1e6))
                         .unwrap_or_default();
+                    let checksum = f
+                        .sha256
+                        .as_ref()
+                        .map_or("not pinned".to_string(), |s| format!("{}…", &s[..12]));
                     println!(
-                        "  - {:?} {} {size} sha256 {}… {state}",
-                        f.role,
-                        f.name,
-                        &f.sha256[..12]
+                        "  - {:?} {} {size} sha256 {checksum} {state}",
+                        f.role, f.name
                     );
                 }
             }
@@ -304,10 +343,15 @@ fn models(catalog: &Catalog, action: ModelsAction, quiet: bool) -> anyhow::Resul
                 for f in &m.files {
                     match resolver.resolve(m, f, download) {
                         Ok(r) => println!(
-                            "ok      {} {} ({:?}, sha256 verified)",
+                            "ok      {} {} ({:?}, sha256 {})",
                             m.name,
                             r.path.display(),
-                            r.origin
+                            r.origin,
+                            if r.pinned {
+                                "verified"
+                            } else {
+                                "recorded, not pinned"
+                            }
                         ),
                         Err(e) => {
                             failed += 1;

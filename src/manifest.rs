@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::backend::marian::MarianSettings;
 use crate::error::{Error, Result};
 use crate::resources::read_text;
 
@@ -20,6 +21,9 @@ pub struct ModelManifest {
     pub prompt: Option<PromptFormat>,
     #[serde(default)]
     pub generation: GenerationDefaults,
+    /// Decoding and batching of encoder–decoder translators.
+    #[serde(default)]
+    pub marian: MarianSettings,
     #[serde(skip)]
     pub manifest_path: PathBuf,
 }
@@ -29,6 +33,17 @@ pub struct ModelManifest {
 pub enum Architecture {
     /// Decoder-only Qwen2 from a GGUF file.
     Qwen2,
+    /// Marian binary model (Bergamot/Firefox translations, int8) with a `tokenizer.json`.
+    Bergamot,
+    /// Hugging Face Marian checkpoint (opus-mt): `config.json` + safetensors or PyTorch weights.
+    Marian,
+}
+
+impl Architecture {
+    /// Dedicated translators (encoder–decoder) rather than prompted LLMs.
+    pub fn is_translator(self) -> bool {
+        matches!(self, Architecture::Bergamot | Architecture::Marian)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -41,7 +56,10 @@ pub struct HubSource {
 pub struct ModelFile {
     pub role: FileRole,
     pub name: String,
-    pub sha256: String,
+    /// Pinned checksum. Files of hub-only models that could not be downloaded to compute one
+    /// are pinned by the manifest's revision (a commit) alone; their checksum is recorded at load.
+    #[serde(default)]
+    pub sha256: Option<String>,
     #[serde(default)]
     pub size: Option<u64>,
     #[serde(default)]
@@ -56,6 +74,10 @@ pub enum FileRole {
     Vocabulary,
     Config,
     Shortlist,
+    /// Source-side SentencePiece model (`source.spm` of opus-mt).
+    SourceVocabulary,
+    /// Target-side SentencePiece model (`target.spm` of opus-mt).
+    TargetVocabulary,
 }
 
 /// Where the offline mirror (scripts/fetch-models.py) finds the same bytes in a package registry.

@@ -2,7 +2,7 @@
 //! write. An article that fails at any step is reported with its file and the others go on;
 //! each translation is written as soon as it is done.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -10,6 +10,7 @@ use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use crate::article::{self, SourceDoc};
+use crate::backend::marian::{MarianEngine, MarianSettings};
 use crate::backend::{Decoding, Finish, Generation, LlmEngine};
 use crate::check::{self, Flag, FlagKind};
 use crate::clean::{self, BoilerplateRules, Cleaned, Removal};
@@ -18,7 +19,7 @@ use crate::lang::{self, Detection};
 use crate::manifest::{Catalog, ModelManifest, TaskSettings};
 use crate::progress::Progress;
 use crate::prompts::{BriefSource, Prompts};
-use crate::registry::Registry;
+use crate::registry::{Engine, Registry};
 use crate::report;
 use crate::segment::{self, Chunk};
 
@@ -28,6 +29,10 @@ pub struct DecodingOverride {
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
     pub seed: Option<u64>,
+    pub beam_size: Option<usize>,
+    pub batch_rows: Option<usize>,
+    pub batch_tokens: Option<usize>,
+    pub shortlist: Option<bool>,
 }
 
 pub struct Context<'a> {
@@ -199,16 +204,65 @@ pub fn prepare(
     })
 }
 
-/// Result of translating a list of chunks.
-pub struct Translated {
-    pub chunks: Vec<String>,
+/// What went wrong in one translated unit (paragraph, line or title), kept per unit so that a
+/// batch spanning several articles can be split back into articles.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnitIssues {
+    /// Chunks that stopped at the new-token budget or length limit.
     pub budget_hits: usize,
+    /// Chunks that ended in a repetition loop.
     pub loops: usize,
+}
+
+/// Units translated by one translator.
+#[derive(Debug, Clone)]
+pub struct Translated {
+    pub translator: String,
+    pub units: Vec<String>,
+    pub issues: Vec<UnitIssues>,
     /// Chunks translated again sentence by sentence because a number went missing.
     pub retried: usize,
 }
 
+impl Translated {
+    pub fn budget_hits(&self) -> usize {
+        self.issues.iter().map(|i| i.budget_hits).sum()
+    }
+
+    pub fn loops(&self) -> usize {
+        self.issues.iter().map(|i| i.loops).sum()
+    }
+
+    /// Splits off the first `n` units (one article of a shared batch).
+    fn take_front(&mut self, n: usize) -> Translated {
+        let rest_units = self.units.split_off(n);
+        let rest_issues = self.issues.split_off(n);
+        Translated {
+            translator: self.translator.clone(),
+            units: std::mem::replace(&mut self.units, rest_units),
+            issues: std::mem::replace(&mut self.issues, rest_issues),
+            retried: 0,
+        }
+    }
+}
+
+/// Chunk-level result of `translate_chunks`.
+pub struct ChunkResults {
+    pub texts: Vec<String>,
+    pub cut: Vec<bool>,
+    pub looped: Vec<bool>,
+    pub retried: usize,
+}
+
 impl DecodingOverride {
+    /// A dedicated translator's manifest settings with these overrides applied.
+    pub fn apply(self, settings: &mut MarianSettings) {
+        settings.beam_size = self.beam_size.unwrap_or(settings.beam_size);
+        settings.batch_rows = self.batch_rows.unwrap_or(settings.batch_rows);
+        settings.batch_tokens = self.batch_tokens.unwrap_or(settings.batch_tokens);
+        settings.shortlist = self.shortlist.unwrap_or(settings.shortlist);
+    }
+
     /// The manifest's decoding settings with these overrides applied.
     pub fn resolve(self, manifest: &ModelManifest) -> Decoding {
         let defaults = &manifest.generation;
@@ -252,11 +306,11 @@ pub fn translate_chunks(
     decoding: Decoding,
     stats: &mut StageStats,
     bar: &ProgressBar,
-) -> Result<Translated> {
-    let mut out = Translated {
-        chunks: Vec::with_capacity(chunks.len()),
-        budget_hits: 0,
-        loops: 0,
+) -> Result<ChunkResults> {
+    let mut out = ChunkResults {
+        texts: Vec::with_capacity(chunks.len()),
+        cut: Vec::with_capacity(chunks.len()),
+        looped: Vec::with_capacity(chunks.len()),
         retried: 0,
     };
     let mut translate_one =
@@ -296,24 +350,25 @@ pub fn translate_chunks(
                 (text, cut, looped) = (retry, retry_cut, retry_looped);
             }
         }
-        out.budget_hits += usize::from(cut);
-        out.loops += usize::from(looped);
+        out.cut.push(cut);
+        out.looped.push(looped);
         bar.inc(1);
-        out.chunks.push(text);
+        out.texts.push(text);
     }
     Ok(out)
 }
 
 /// Translates independent units (paragraphs, lines, a title) with the profile's translator
-/// for `lang`, chunked to its input limit. Returns the translator's name, one translation per
-/// unit, and what happened to the chunks.
+/// for `lang`: an LLM chunk by chunk, a dedicated translator sentence by sentence in
+/// length-sorted batches over all the units at once.
 pub fn translate_units(
     ctx: &mut Context,
     lang: &str,
     units: &[String],
+    segmentation: Segmentation,
     stage: &mut StageStats,
     bar: &ProgressBar,
-) -> Result<(String, Vec<String>, Translated)> {
+) -> Result<Translated> {
     let model = ctx
         .catalog
         .translator_for(lang)
@@ -329,10 +384,17 @@ pub fn translate_units(
         manifest.generation.translate,
     );
     let decoding = ctx.decoding.resolve(manifest);
-    let engine = ctx.registry.llm(&model)?;
+    let overrides = ctx.decoding;
+    let engine = match ctx.registry.engine(&model)? {
+        Engine::Translator(engine) => {
+            overrides.apply(&mut engine.settings);
+            return translate_segments(engine, units, segmentation, stage, bar);
+        }
+        Engine::Llm(engine) => engine,
+    };
     let chunks = chunk_for(engine, units, chunk_tokens)?;
     bar.inc_length(chunks.len() as u64);
-    let translated = translate_chunks(
+    let results = translate_chunks(
         engine,
         &ctx.prompts,
         lang,
@@ -342,8 +404,80 @@ pub fn translate_units(
         stage,
         bar,
     )?;
-    let rebuilt = segment::rebuild_paragraphs(&chunks, &translated.chunks, units.len());
-    Ok((engine.name().to_string(), rebuilt, translated))
+    let mut issues = vec![UnitIssues::default(); units.len()];
+    for (i, chunk) in chunks.iter().enumerate() {
+        issues[chunk.paragraph].budget_hits += usize::from(results.cut[i]);
+        issues[chunk.paragraph].loops += usize::from(results.looped[i]);
+    }
+    Ok(Translated {
+        translator: engine.name().to_string(),
+        units: segment::rebuild_paragraphs(&chunks, &results.texts, units.len()),
+        issues,
+        retried: results.retried,
+    })
+}
+
+/// What a dedicated translator gets as one input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segmentation {
+    /// Each sentence: articles, whose paragraphs are longer than the sentence pairs these
+    /// models learnt from.
+    Sentences,
+    /// Each unit whole, as Marian's own command line treats a line (`translate --lines` on
+    /// sentence-aligned corpora); only a unit over the source-token limit is split.
+    WholeUnits,
+}
+
+/// Translates units with an encoder–decoder model, all segments of all units batched
+/// together (over-long sentences are split at word boundaries).
+pub fn translate_segments(
+    engine: &MarianEngine,
+    units: &[String],
+    segmentation: Segmentation,
+    stage: &mut StageStats,
+    bar: &ProgressBar,
+) -> Result<Translated> {
+    let max_tokens = engine.settings.max_source_tokens;
+    let mut segments: Vec<Chunk> = Vec::new();
+    for (u, unit) in units.iter().enumerate() {
+        let sentences = match segmentation {
+            Segmentation::Sentences => segment::sentences(unit),
+            Segmentation::WholeUnits => vec![unit.clone()],
+        };
+        let pieces =
+            segment::chunk_paragraphs(&sentences, max_tokens, &|s| engine.count_tokens(s))?;
+        for (part, chunk) in pieces.into_iter().enumerate() {
+            segments.push(Chunk {
+                paragraph: u,
+                part,
+                ..chunk
+            });
+        }
+    }
+    bar.inc_length(segments.len() as u64);
+    let texts: Vec<String> = segments.iter().map(|c| c.text.clone()).collect();
+    let (outputs, batch) = engine.translate(&texts, &mut |n| bar.inc(n as u64))?;
+    stage.items += batch.segments;
+    stage.prompt_tokens += batch.source_tokens;
+    stage.generated_tokens += batch.target_tokens;
+    stage.decode_s += batch.wall.as_secs_f64();
+    bar.set_message(format!(
+        "{:.0} tok/s in {} batches",
+        batch.target_tokens as f64 / batch.wall.as_secs_f64().max(1e-9),
+        batch.batches
+    ));
+    let mut issues = vec![UnitIssues::default(); units.len()];
+    for (chunk, out) in segments.iter().zip(&outputs) {
+        issues[chunk.paragraph].budget_hits += usize::from(out.truncated);
+        issues[chunk.paragraph].loops += usize::from(check::has_repetition_loop(&out.text));
+    }
+    let texts: Vec<String> = outputs.into_iter().map(|o| o.text).collect();
+    Ok(Translated {
+        translator: engine.name().to_string(),
+        units: segment::rebuild_paragraphs(&segments, &texts, units.len()),
+        issues,
+        retried: 0,
+    })
 }
 
 /// Chunks an article's paragraphs with the engine's tokenizer.
@@ -395,13 +529,66 @@ pub fn run(
     stages.push(stage);
     report::prepare_out_dir(out_dir)?;
 
-    // Translate.
-    let started = Instant::now();
-    let mut stage = StageStats::new("translate");
+    // Translate: one stage per dedicated translator, then one for LLM translation.
     let bar = ctx.progress.stage("translate", 0, "chunks");
+    // Articles whose translator is a dedicated (batched) model are translated together, one
+    // call per model, so their sentences share batches; LLM translation goes article by article.
+    let mut outcomes: Vec<Option<Result<ArticleOutcome>>> = prepared.iter().map(|_| None).collect();
+    let mut batched: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, p) in prepared.iter().enumerate() {
+        if let Some(model) = ctx.catalog.translator_for(&p.lang.code) {
+            if ctx
+                .catalog
+                .model(model)
+                .is_ok_and(|m| m.architecture.is_translator())
+            {
+                batched.entry(model.to_string()).or_default().push(i);
+            }
+        }
+    }
+    for (model, members) in &batched {
+        let units: Vec<Vec<String>> = members
+            .iter()
+            .map(|&i| article_units(&prepared[i]))
+            .collect();
+        let all: Vec<String> = units.iter().flatten().cloned().collect();
+        let lang = prepared[members[0]].lang.code.clone();
+        let started = Instant::now();
+        let mut own_stage = StageStats::new(&format!("translate: {model}"));
+        let result = translate_units(
+            ctx,
+            &lang,
+            &all,
+            Segmentation::Sentences,
+            &mut own_stage,
+            &bar,
+        );
+        own_stage.finish(started);
+        stages.push(own_stage);
+        match result {
+            Ok(mut translated) => {
+                for (&i, article_units) in members.iter().zip(&units) {
+                    let own = translated.take_front(article_units.len());
+                    outcomes[i] = Some(finish_article(&prepared[i], Some(own)));
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for &i in members {
+                    outcomes[i] = Some(Err(Error::input(&prepared[i].doc.path, message.clone())));
+                }
+            }
+        }
+    }
+    let started = Instant::now();
+    let mut stage = StageStats::new("translate: llm");
     let mut articles = Vec::new();
-    for p in prepared {
-        match translate_article(ctx, &p, &mut stage, &bar) {
+    for (p, outcome) in prepared.iter().zip(outcomes) {
+        let outcome = match outcome {
+            Some(done) => done,
+            None => translate_article(ctx, p, &mut stage, &bar),
+        };
+        match outcome {
             Ok(outcome) => {
                 report::write_translation(out_dir, &outcome)?;
                 articles.push(outcome);
@@ -411,7 +598,9 @@ pub fn run(
     }
     bar.finish_and_clear();
     stage.finish(started);
-    stages.push(stage);
+    if stage.items > 0 {
+        stages.push(stage);
+    }
 
     // Summarize.
     let started = Instant::now();
@@ -488,52 +677,75 @@ fn error_path(e: &Error) -> PathBuf {
     }
 }
 
+/// The units an article is translated in: its title, when there is one, then its paragraphs.
+fn article_units(p: &Prepared) -> Vec<String> {
+    p.cleaned
+        .title
+        .iter()
+        .chain(p.cleaned.paragraphs.iter())
+        .cloned()
+        .collect()
+}
+
+/// Translates one article on its own (LLM translators work article by article).
 fn translate_article(
     ctx: &mut Context,
     p: &Prepared,
     stage: &mut StageStats,
     bar: &ProgressBar,
 ) -> Result<ArticleOutcome> {
+    if p.lang.code == "en" {
+        return finish_article(p, None);
+    }
+    let translated = translate_units(
+        ctx,
+        &p.lang.code,
+        &article_units(p),
+        Segmentation::Sentences,
+        stage,
+        bar,
+    )?;
+    finish_article(p, Some(translated))
+}
+
+/// Checks an article's translation (`None`: the source is English) and assembles its outcome.
+fn finish_article(p: &Prepared, translated: Option<Translated>) -> Result<ArticleOutcome> {
     let paragraphs = &p.cleaned.paragraphs;
     let title_source = p.cleaned.title.clone();
     let mut flags = p.flags.clone();
-    // The title, when there is one, is the first unit: translated and checked with the body.
-    let units: Vec<String> = title_source
-        .iter()
-        .chain(paragraphs.iter())
-        .cloned()
-        .collect();
+    let units = article_units(p);
 
-    let (translator, body, title_en) = if p.lang.code == "en" {
-        (
+    let (translator, body, title_en) = match translated {
+        None => (
             "none (source is English)".to_string(),
             paragraphs.clone(),
             title_source.clone(),
-        )
-    } else {
-        let (translator, mut translations, translated) =
-            translate_units(ctx, &p.lang.code, &units, stage, bar)?;
-        let body = translations.split_off(title_source.iter().count());
-        let title_en = translations.pop();
-        if translated.budget_hits > 0 {
-            flags.push(Flag {
-                kind: FlagKind::TokenBudget,
-                message: format!(
-                    "{} chunk(s) reached the new-token budget; their translation may be incomplete",
-                    translated.budget_hits
-                ),
-            });
+        ),
+        Some(translated) => {
+            let mut translations = translated.units.clone();
+            let body = translations.split_off(title_source.iter().count());
+            let title_en = translations.pop();
+            let budget_hits = translated.budget_hits();
+            if budget_hits > 0 {
+                flags.push(Flag {
+                    kind: FlagKind::TokenBudget,
+                    message: format!(
+                        "{budget_hits} chunk(s) reached the length limit; their translation may be incomplete"
+                    ),
+                });
+            }
+            if translated.retried > 0 {
+                tracing::info!(article = %p.doc.id, chunks = translated.retried, "retried sentence by sentence after a number went missing");
+            }
+            let loops = translated.loops();
+            if loops > 0 {
+                flags.push(Flag {
+                    kind: FlagKind::Repetition,
+                    message: format!("{loops} chunk(s) ended in a repetition loop"),
+                });
+            }
+            (translated.translator, body, title_en)
         }
-        if translated.retried > 0 {
-            tracing::info!(article = %p.doc.id, chunks = translated.retried, "retried sentence by sentence after a number went missing");
-        }
-        if translated.loops > 0 {
-            flags.push(Flag {
-                kind: FlagKind::Repetition,
-                message: format!("{} chunk(s) ended in a repetition loop", translated.loops),
-            });
-        }
-        (translator, body, title_en)
     };
 
     let source_text = units.join("\n");

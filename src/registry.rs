@@ -7,10 +7,17 @@ use std::time::Instant;
 use candle_core::Device;
 use serde::Serialize;
 
+use crate::backend::marian::MarianEngine;
 use crate::backend::LlmEngine;
 use crate::error::{Error, Result};
 use crate::hub::{ResolvedFile, Resolver};
-use crate::manifest::{Catalog, HubSource};
+use crate::manifest::{Architecture, Catalog, HubSource};
+
+/// A loaded model: a prompted LLM or a dedicated encoder–decoder translator.
+pub enum Engine {
+    Llm(Box<LlmEngine>),
+    Translator(Box<MarianEngine>),
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelRecord {
@@ -26,7 +33,7 @@ pub struct Registry<'a> {
     resolver: Resolver,
     device: Device,
     allow_download: bool,
-    engines: BTreeMap<String, std::result::Result<LlmEngine, String>>,
+    engines: BTreeMap<String, std::result::Result<Engine, String>>,
     pub records: Vec<ModelRecord>,
 }
 
@@ -47,9 +54,20 @@ impl<'a> Registry<'a> {
         }
     }
 
+    /// The LLM `name`, loading it the first time.
+    pub fn llm(&mut self, name: &str) -> Result<&mut LlmEngine> {
+        match self.engine(name)? {
+            Engine::Llm(engine) => Ok(engine),
+            Engine::Translator(_) => Err(Error::model(
+                name,
+                "is a dedicated translator, not an LLM; it cannot summarize or write briefs",
+            )),
+        }
+    }
+
     /// The engine for `name`, loading it the first time. A model that failed to load keeps
     /// failing with the same message without being retried.
-    pub fn llm(&mut self, name: &str) -> Result<&mut LlmEngine> {
+    pub fn engine(&mut self, name: &str) -> Result<&mut Engine> {
         if !self.engines.contains_key(name) {
             let loaded = self.load(name).map_err(|e| e.to_string());
             if let Err(e) = &loaded {
@@ -64,11 +82,18 @@ impl<'a> Registry<'a> {
         }
     }
 
-    fn load(&mut self, name: &str) -> Result<LlmEngine> {
+    fn load(&mut self, name: &str) -> Result<Engine> {
         let manifest = self.catalog.model(name)?;
         let started = Instant::now();
         let files = self.resolver.resolve_all(manifest, self.allow_download)?;
-        let engine = LlmEngine::load(manifest, &files, &self.device)?;
+        let engine = match manifest.architecture {
+            Architecture::Qwen2 => {
+                Engine::Llm(Box::new(LlmEngine::load(manifest, &files, &self.device)?))
+            }
+            Architecture::Bergamot | Architecture::Marian => Engine::Translator(Box::new(
+                MarianEngine::load(manifest, &files, &self.device)?,
+            )),
+        };
         let load_s = started.elapsed().as_secs_f64();
         tracing::info!(model = name, seconds = load_s, "model loaded");
         self.records.push(ModelRecord {

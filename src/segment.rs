@@ -22,14 +22,49 @@ pub fn ends_sentence(text: &str) -> bool {
         .ends_with(['.', '!', '?', ':', ';', '"', '”', '»', ')', '؟', '。'])
 }
 
-/// Sentences of a paragraph (Unicode sentence boundaries), trimmed.
+/// Titles and abbreviations after which a full stop does not end the sentence (pt, fr, en).
+/// Unicode sentence boundaries alone split "St. Martin" and "Sr. Silva" in two.
+const ABBREVIATIONS: &[&str] = &[
+    "Sr.", "Sra.", "Srs.", "Dr.", "Dra.", "Drs.", "Prof.", "Profa.", "Eng.", "Av.", "St.", "Sto.",
+    "Sta.", "Mr.", "Mrs.", "Ms.", "Mme.", "Mlle.", "M.", "MM.", "Me.", "Jr.", "Sen.", "Gen.",
+    "Gov.", "Rep.", "Rev.", "Mt.", "No.", "n.", "nº.", "n.º", "vs.", "p.", "pp.", "cf.", "ex.",
+    "Inc.", "Ltd.", "Lda.", "Cia.", "Co.", "Corp.", "art.", "Art.", "vol.", "cap.",
+];
+
+/// Whether a full stop at the end of `piece` belongs to an abbreviation or an initial.
+fn ends_with_abbreviation(piece: &str) -> bool {
+    let Some(last) = piece.split_whitespace().last() else {
+        return false;
+    };
+    let word = last.trim_start_matches(['(', '"', '“', '«', '\'']);
+    if ABBREVIATIONS.contains(&word) {
+        return true;
+    }
+    // An initial: one capital letter and a full stop ("J. K. Rowling").
+    let mut chars = word.chars();
+    matches!((chars.next(), chars.next(), chars.next()), (Some(c), Some('.'), None) if c.is_uppercase())
+}
+
+/// Sentences of a paragraph (Unicode sentence boundaries, not after abbreviations and
+/// initials, nor before a lower-case continuation), trimmed.
 pub fn sentences(paragraph: &str) -> Vec<String> {
-    paragraph
-        .split_sentence_bounds()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
+    let mut out: Vec<String> = Vec::new();
+    let mut join_next = false;
+    for piece in paragraph.split_sentence_bounds().map(str::trim) {
+        if piece.is_empty() {
+            continue;
+        }
+        let continues = piece.chars().next().is_some_and(|c| c.is_lowercase());
+        match out.last_mut() {
+            Some(prev) if join_next || continues => {
+                prev.push(' ');
+                prev.push_str(piece);
+            }
+            _ => out.push(piece.to_string()),
+        }
+        join_next = ends_with_abbreviation(out.last().expect("pushed above"));
+    }
+    out
 }
 
 /// Splits paragraphs into chunks of at most `max_tokens` as counted by `count`. A paragraph
@@ -144,6 +179,18 @@ mod tests {
 
     fn words(s: &str) -> Result<usize> {
         Ok(s.split_whitespace().count())
+    }
+
+    #[test]
+    fn keeps_abbreviations_and_initials_inside_sentences() {
+        assert_eq!(
+            sentences("A igreja de St. Martin fechou. O Sr. Silva e J. K. Rowling falaram. Fim."),
+            [
+                "A igreja de St. Martin fechou.",
+                "O Sr. Silva e J. K. Rowling falaram.",
+                "Fim."
+            ]
+        );
     }
 
     #[test]

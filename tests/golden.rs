@@ -6,13 +6,16 @@
 //! run time, and their float rounding differs, so each CPU class keeps its own.
 //!
 //! Regenerate after an intended change (or for a new CPU class), then review the diff:
-//!     INSTA_UPDATE=always cargo test --release --test golden
+//!     INSTA_UPDATE=always cargo test --release --test golden --test marian
 //!     git diff tests/golden
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use assert_cmd::Command;
+use common::{golden, root};
 use crossbrief::check;
 use crossbrief::clean::BoilerplateRules;
 use crossbrief::manifest::Catalog;
@@ -49,10 +52,6 @@ fn sample_run() -> &'static SampleRun {
     })
 }
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn articles() -> &'static [Value] {
     sample_run().json["articles"].as_array().unwrap()
 }
@@ -82,37 +81,6 @@ fn prepared(id_prefix: &str) -> Prepared {
     pipeline::prepare(&path, id_prefix.into(), 1 << 20, &catalog, &rules).unwrap()
 }
 
-/// The kernel family candle dispatches to on this CPU (its AVX-512 VNNI path or AVX2).
-fn cpu_class() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vnni")
-        {
-            return "x86_64-avx512";
-        }
-        if is_x86_feature_detected!("avx2") {
-            return "x86_64-avx2";
-        }
-    }
-    std::env::consts::ARCH
-}
-
-fn golden(name: &str, text: &str) {
-    let dir = root().join("tests/golden").join(cpu_class());
-    let updating = std::env::var("INSTA_UPDATE").is_ok_and(|v| v == "always");
-    assert!(
-        updating || dir.is_dir(),
-        "no golden files for this CPU class ({}) in {}: generate them with `INSTA_UPDATE=always cargo test --release --test golden` and review them",
-        cpu_class(),
-        dir.display()
-    );
-    insta::with_settings!({snapshot_path => dir, prepend_module_to_snapshot => false, omit_expression => true}, {
-        insta::assert_snapshot!(name, text);
-    });
-}
-
 #[test]
 fn every_article_is_processed_in_its_language() {
     let json = &sample_run().json;
@@ -140,10 +108,18 @@ fn every_article_is_processed_in_its_language() {
     ];
     assert_eq!(langs, expected.map(|(i, l)| (i.to_string(), l.to_string())));
     for a in articles() {
-        assert!(a["translator"]
-            .as_str()
-            .unwrap()
-            .starts_with("qwen2.5-coder-1.5b"));
+        // Portuguese goes to the dedicated Bergamot model, French and Arabic to the LLM.
+        let expected = if a["language"] == "pt" {
+            "bergamot-pt-en-tiny"
+        } else {
+            "qwen2.5-coder-1.5b"
+        };
+        assert!(
+            a["translator"].as_str().unwrap().starts_with(expected),
+            "{}: {}",
+            a["id"],
+            a["translator"]
+        );
         let id = a["id"].as_str().unwrap();
         assert!(sample_run().out.join(format!("articles/{id}.md")).is_file());
     }

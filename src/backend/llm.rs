@@ -80,8 +80,11 @@ pub struct LlmEngine {
 
 impl LlmEngine {
     pub fn load(manifest: &ModelManifest, files: &[ResolvedFile], device: &Device) -> Result<Self> {
-        match manifest.architecture {
-            Architecture::Qwen2 => {}
+        if manifest.architecture != Architecture::Qwen2 {
+            return Err(Error::model(
+                &manifest.name,
+                format!("{:?} is not a GGUF LLM architecture", manifest.architecture),
+            ));
         }
         let weights = files
             .iter()

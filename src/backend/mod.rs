@@ -2,6 +2,7 @@
 
 pub mod gguf_tokenizer;
 pub mod llm;
+pub mod marian;
 pub mod qwen2;
 pub mod sampler;
 
