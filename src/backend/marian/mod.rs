@@ -10,6 +10,7 @@ pub mod spm;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
@@ -94,7 +95,9 @@ pub struct MarianEngine {
     source: Tokenizer,
     target: Tokenizer,
     shortlist: Option<Shortlist>,
-    full_output: OutputLayer,
+    /// The whole-vocabulary output layer (a transposed copy of the embeddings), built the
+    /// first time a batch runs without a shortlist.
+    full_output: OnceLock<OutputLayer>,
     pub settings: MarianSettings,
 }
 
@@ -111,14 +114,13 @@ impl MarianEngine {
         shortlist: Option<Shortlist>,
         settings: MarianSettings,
     ) -> Result<Self> {
-        let full_output = OutputLayer::new(&model, None)?;
         Ok(MarianEngine {
             name: name.to_string(),
             model,
             source,
             target,
             shortlist,
-            full_output,
+            full_output: OnceLock::new(),
             settings,
         })
     }
@@ -410,7 +412,13 @@ impl MarianEngine {
                 restricted = OutputLayer::new(&self.model, Some(allowed))?;
                 &restricted
             }
-            _ => &self.full_output,
+            _ => match self.full_output.get() {
+                Some(layer) => layer,
+                None => {
+                    let layer = OutputLayer::new(&self.model, None)?;
+                    self.full_output.get_or_init(|| layer)
+                }
+            },
         };
         if self.settings.beam_size <= 1 {
             search::greedy(&self.model, state, output, &limits)
