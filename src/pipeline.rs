@@ -569,7 +569,12 @@ pub fn run(
             Ok(mut translated) => {
                 for (&i, article_units) in members.iter().zip(&units) {
                     let own = translated.take_front(article_units.len());
-                    outcomes[i] = Some(finish_article(&prepared[i], Some(own)));
+                    let outcome = finish_article(&prepared[i], Some(own));
+                    // Written now: LLM translation of the other articles takes minutes.
+                    if let Ok(done) = &outcome {
+                        report::write_translation(out_dir, done)?;
+                    }
+                    outcomes[i] = Some(outcome);
                 }
             }
             Err(e) => {
@@ -585,14 +590,17 @@ pub fn run(
     let mut articles = Vec::new();
     for (p, outcome) in prepared.iter().zip(outcomes) {
         let outcome = match outcome {
-            Some(done) => done,
-            None => translate_article(ctx, p, &mut stage, &bar),
+            Some(already_written) => already_written,
+            None => {
+                let outcome = translate_article(ctx, p, &mut stage, &bar);
+                if let Ok(done) = &outcome {
+                    report::write_translation(out_dir, done)?;
+                }
+                outcome
+            }
         };
         match outcome {
-            Ok(outcome) => {
-                report::write_translation(out_dir, &outcome)?;
-                articles.push(outcome);
-            }
+            Ok(outcome) => articles.push(outcome),
             Err(e) => failures.push(Failure::new(&p.doc.path, "translate", &e)),
         }
     }
