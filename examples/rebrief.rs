@@ -39,8 +39,10 @@ fn main() -> anyhow::Result<()> {
     let mut stats = StageStats::default();
     if resummarize {
         let model = catalog.profile.summarize.clone();
-        for a in &mut articles {
-            a.summary = Some(pipeline::summarize(&mut ctx, &model, a, &mut stats)?);
+        let bar = indicatif::ProgressBar::hidden();
+        let summaries = pipeline::summarize_all(&mut ctx, &model, &articles, &mut stats, &bar)?;
+        for (a, summary) in articles.iter_mut().zip(summaries) {
+            a.summary = Some(summary?);
             println!("[{}] {}\n", a.id, a.summary.as_deref().unwrap_or_default());
         }
     }

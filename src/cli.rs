@@ -49,6 +49,39 @@ pub enum Command {
         #[command(subcommand)]
         action: ModelsAction,
     },
+    /// Performance figures (scripts/bench.sh runs them beside llama.cpp).
+    Bench {
+        #[command(subcommand)]
+        action: BenchAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchAction {
+    /// Memory read bandwidth of this machine, GB/s (the bound of one-sequence decoding).
+    Bandwidth {
+        /// Buffer size in MiB (well beyond the caches).
+        #[arg(long, default_value_t = 2048)]
+        mib: usize,
+        /// Reader threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Replays LLM prompts recorded by a run (CROSSBRIEF_RECORD_PROMPTS=FILE crossbrief run …)
+    /// call by call, and prints prefill/decode figures as JSON.
+    Llm {
+        /// The recorded prompts (JSON lines).
+        prompts: PathBuf,
+        /// The LLM to run them on (default: the profile's summarizer).
+        #[arg(long)]
+        model: Option<String>,
+        /// Prompts decoded together at most (default: the manifest's).
+        #[arg(long)]
+        batch_rows: Option<usize>,
+        /// Never download: use only models already in the local cache.
+        #[arg(long)]
+        no_download: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -65,7 +98,8 @@ pub struct DecodingArgs {
     /// Dedicated translators: beam size (1 = greedy). Default: the manifest's.
     #[arg(long)]
     pub beam: Option<usize>,
-    /// Dedicated translators: at most this many sentences per batch. Default: the manifest's.
+    /// At most this many sentences (dedicated translators) or prompts (LLM) decoded together.
+    /// Default: the manifest's.
     #[arg(long)]
     pub batch_rows: Option<usize>,
     /// Dedicated translators: at most this many padded source tokens per batch. Default: the manifest's.

@@ -6,6 +6,7 @@
 pub mod article;
 pub mod backend;
 pub mod batch;
+pub mod bench;
 pub mod check;
 pub mod cite;
 pub mod clean;

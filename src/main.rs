@@ -9,7 +9,9 @@ use tracing_subscriber::EnvFilter;
 use crossbrief::article;
 use crossbrief::check;
 use crossbrief::clean::{self, BoilerplateRules};
-use crossbrief::cli::{Cli, Command, DecodingArgs, ModelsAction, RunArgs, TranslateArgs};
+use crossbrief::cli::{
+    BenchAction, Cli, Command, DecodingArgs, ModelsAction, RunArgs, TranslateArgs,
+};
 use crossbrief::device;
 use crossbrief::hub::{self, Resolver};
 use crossbrief::manifest::Catalog;
@@ -76,7 +78,60 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             translate(&cli.device.open()?, &resources, &catalog, progress, args)
         }
         Command::Models { action } => models(&catalog, action, cli.quiet),
+        Command::Bench { action } => bench(&cli.device, &resources, &catalog, progress, action),
     }
+}
+
+fn bench(
+    device: &crossbrief::device::DeviceChoice,
+    resources: &Resources,
+    catalog: &Catalog,
+    progress: Progress,
+    action: BenchAction,
+) -> anyhow::Result<ExitCode> {
+    match action {
+        BenchAction::Bandwidth { mib, threads } => {
+            let threads = threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let gb_s = crossbrief::bench::read_bandwidth_gb_s(mib << 20, threads, 5);
+            println!(
+                "{}",
+                serde_json::json!({ "read_gb_s": gb_s, "mib": mib, "threads": threads })
+            );
+        }
+        BenchAction::Llm {
+            prompts,
+            model,
+            batch_rows,
+            no_download,
+        } => {
+            let text = std::fs::read_to_string(&prompts)
+                .with_context(|| format!("reading {}", prompts.display()))?;
+            let recorded = text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(serde_json::from_str)
+                .collect::<Result<Vec<crossbrief::backend::llm::RecordedPrompt>, _>>()
+                .with_context(|| format!("{}: not recorded prompts", prompts.display()))?;
+            let model = model.unwrap_or_else(|| catalog.profile.summarize.clone());
+            let mut ctx = context(
+                &device.open()?,
+                resources,
+                catalog,
+                progress,
+                DecodingOverride::default(),
+                no_download,
+            )?;
+            let decoding = ctx.decoding.resolve(catalog.model(&model)?);
+            let engine = ctx.registry.llm(&model)?;
+            if let Some(rows) = batch_rows {
+                engine.set_batch_rows(rows);
+            }
+            let report = crossbrief::bench::replay(engine, &recorded, decoding)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A dedicated translator on the CPU runs one batch per core, each with single-threaded
@@ -191,19 +246,25 @@ fn run_job(
 
 fn print_stages(stages: &[StageStats]) {
     eprintln!(
-        "{:<32} {:>6} {:>9} {:>9} {:>11} {:>9} {:>10}",
-        "stage", "items", "wall s", "input tok", "prefill/s", "new tok", "decode/s"
+        "{:<32} {:>6} {:>9} {:>9} {:>11} {:>9} {:>10} {:>6}",
+        "stage", "items", "wall s", "input tok", "prefill/s", "new tok", "decode/s", "batch"
     );
     for s in stages {
+        let batch = if s.largest_batch > 0 {
+            s.largest_batch.to_string()
+        } else {
+            String::new()
+        };
         eprintln!(
-            "{:<32} {:>6} {:>9.1} {:>9} {:>11.1} {:>9} {:>10.1}",
+            "{:<32} {:>6} {:>9.1} {:>9} {:>11.1} {:>9} {:>10.1} {:>6}",
             s.name,
             s.items,
             s.wall_s,
             s.prompt_tokens,
             s.prefill_tokens_per_s,
             s.generated_tokens,
-            s.decode_tokens_per_s
+            s.decode_tokens_per_s,
+            batch
         );
     }
 }

@@ -113,6 +113,9 @@ pub struct GenerationDefaults {
     /// Largest source chunk, in model tokens, sent in one translation prompt.
     #[serde(default = "default_chunk_tokens")]
     pub chunk_tokens: usize,
+    /// Prompts decoded together at most (translation chunks, summaries).
+    #[serde(default = "default_llm_batch_rows")]
+    pub batch_rows: usize,
     #[serde(default = "TaskSettings::translate")]
     pub translate: TaskSettings,
     #[serde(default = "TaskSettings::summarize")]
@@ -128,11 +131,16 @@ impl Default for GenerationDefaults {
             top_p: default_top_p(),
             seed: default_seed(),
             chunk_tokens: default_chunk_tokens(),
+            batch_rows: default_llm_batch_rows(),
             translate: TaskSettings::translate(),
             summarize: TaskSettings::summarize(),
             brief: TaskSettings::brief(),
         }
     }
+}
+
+fn default_llm_batch_rows() -> usize {
+    32
 }
 
 fn default_top_p() -> f64 {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::article::{self, SourceDoc};
 use crate::backend::marian::{MarianEngine, MarianSettings};
-use crate::backend::{Decoding, Finish, Generation, LlmEngine};
+use crate::backend::{BatchTimings, Decoding, Finish, Generation, LlmEngine, Request};
 use crate::check::{self, Flag, FlagKind};
 use crate::clean::{self, BoilerplateRules, Cleaned, Removal};
 use crate::error::{Error, Result};
@@ -59,6 +59,10 @@ pub struct StageStats {
     pub decode_s: f64,
     pub prefill_tokens_per_s: f64,
     pub decode_tokens_per_s: f64,
+    /// LLM decoding batches, the most rows one of them held, and their forward passes.
+    pub batches: usize,
+    pub largest_batch: usize,
+    pub decode_steps: usize,
 }
 
 impl StageStats {
@@ -73,8 +77,15 @@ impl StageStats {
         self.prompt_tokens += g.prompt_tokens;
         self.reused_prompt_tokens += g.reused_tokens;
         self.generated_tokens += g.new_tokens;
-        self.prefill_s += g.prefill.as_secs_f64();
-        self.decode_s += g.decode.as_secs_f64();
+        self.items += 1;
+    }
+
+    fn add_timings(&mut self, t: &BatchTimings) {
+        self.prefill_s += t.prefill.as_secs_f64();
+        self.decode_s += t.decode.as_secs_f64();
+        self.batches += t.batches;
+        self.largest_batch = self.largest_batch.max(t.largest_batch);
+        self.decode_steps += t.steps;
     }
 
     fn finish(&mut self, started: Instant) {
@@ -251,7 +262,8 @@ pub struct ChunkResults {
     pub texts: Vec<String>,
     pub cut: Vec<bool>,
     pub looped: Vec<bool>,
-    pub retried: usize,
+    /// Chunks translated again sentence by sentence.
+    pub retried: Vec<bool>,
 }
 
 impl DecodingOverride {
@@ -293,74 +305,122 @@ fn tidy_translation(text: &str) -> String {
     t.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Translates chunks one after another with an LLM. A chunk whose translation lost a number
-/// of the source is translated again sentence by sentence, and the version that keeps more
-/// of the source's numbers wins.
+/// Translates chunks with an LLM, all of them decoded in batches. A chunk whose translation
+/// lost a number of the source is translated again sentence by sentence (those sentences
+/// batched too), and the version that keeps more of the source's numbers wins.
+/// `languages[i]` is the source language of `chunks[i]`.
 #[allow(clippy::too_many_arguments)]
 pub fn translate_chunks(
     engine: &mut LlmEngine,
     prompts: &Prompts,
-    source_language: &str,
+    languages: &[&str],
     chunks: &[Chunk],
     task: TaskSettings,
     decoding: Decoding,
     stats: &mut StageStats,
     bar: &ProgressBar,
 ) -> Result<ChunkResults> {
+    let texts: Vec<(&str, &str, usize)> = chunks
+        .iter()
+        .zip(languages)
+        .map(|(c, &lang)| (lang, c.text.as_str(), c.tokens))
+        .collect();
+    let first = translate_texts(engine, prompts, &texts, task, decoding, stats, bar)?;
     let mut out = ChunkResults {
         texts: Vec::with_capacity(chunks.len()),
         cut: Vec::with_capacity(chunks.len()),
         looped: Vec::with_capacity(chunks.len()),
-        retried: 0,
+        retried: vec![false; chunks.len()],
     };
-    let mut translate_one =
-        |engine: &mut LlmEngine, text: &str, tokens: usize| -> Result<(String, bool, bool)> {
-            let messages = prompts.translate(source_language, text)?;
-            let generation =
-                engine.generate(&messages, task.max_new_tokens(tokens), decoding, &mut || {})?;
-            stats.add(&generation);
-            stats.items += 1;
-            bar.set_message(format!(
-                "decode {:.1} tok/s",
-                stats.generated_tokens as f64 / stats.decode_s.max(1e-9)
-            ));
-            Ok((
-                tidy_translation(&generation.text),
-                generation.finish == Finish::Budget,
-                check::has_repetition_loop(&generation.text),
-            ))
-        };
-    for chunk in chunks {
-        let (mut text, mut cut, mut looped) = translate_one(engine, &chunk.text, chunk.tokens)?;
-        let missing = check::lost_numbers(&chunk.text, source_language, &text);
+
+    // Second round: the sentences of every chunk that lost a number, batched together.
+    let mut retry_sentences: Vec<(usize, String)> = Vec::new();
+    for (i, (chunk, done)) in chunks.iter().zip(&first).enumerate() {
+        let missing = check::lost_numbers(&chunk.text, languages[i], &done.0);
         let sentences = segment::sentences(&chunk.text);
         if !missing.is_empty() && sentences.len() > 1 {
-            out.retried += 1;
-            let mut parts = Vec::with_capacity(sentences.len());
-            let (mut retry_cut, mut retry_looped) = (false, false);
-            for sentence in &sentences {
-                let tokens = engine.count_tokens(sentence)?;
-                let (t, c, l) = translate_one(engine, sentence, tokens)?;
-                parts.push(t);
-                retry_cut |= c;
-                retry_looped |= l;
-            }
-            let retry = parts.join(" ");
-            if check::lost_numbers(&chunk.text, source_language, &retry).len() < missing.len() {
-                (text, cut, looped) = (retry, retry_cut, retry_looped);
+            out.retried[i] = true;
+            retry_sentences.extend(sentences.into_iter().map(|s| (i, s)));
+        }
+    }
+    let mut retried: Vec<Vec<(String, bool, bool)>> = vec![Vec::new(); chunks.len()];
+    if !retry_sentences.is_empty() {
+        bar.inc_length(retry_sentences.len() as u64);
+        let texts = retry_sentences
+            .iter()
+            .map(|(i, s)| Ok((languages[*i], s.as_str(), engine.count_tokens(s)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let done = translate_texts(engine, prompts, &texts, task, decoding, stats, bar)?;
+        for ((i, _), d) in retry_sentences.iter().zip(done) {
+            retried[*i].push(d);
+        }
+    }
+    for (i, (chunk, (mut text, mut cut, mut looped))) in chunks.iter().zip(first).enumerate() {
+        if out.retried[i] {
+            let parts = &retried[i];
+            let retry: String = parts
+                .iter()
+                .map(|p| p.0.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let before = check::lost_numbers(&chunk.text, languages[i], &text).len();
+            if check::lost_numbers(&chunk.text, languages[i], &retry).len() < before {
+                cut = parts.iter().any(|p| p.1);
+                looped = parts.iter().any(|p| p.2);
+                text = retry;
             }
         }
+        out.texts.push(text);
         out.cut.push(cut);
         out.looped.push(looped);
-        bar.inc(1);
-        out.texts.push(text);
     }
     Ok(out)
 }
 
+/// Translates `(language, text, source tokens)` items in batches; per item: the tidied text,
+/// whether it hit its token budget, whether it ended in a repetition loop.
+fn translate_texts(
+    engine: &mut LlmEngine,
+    prompts: &Prompts,
+    items: &[(&str, &str, usize)],
+    task: TaskSettings,
+    decoding: Decoding,
+    stats: &mut StageStats,
+    bar: &ProgressBar,
+) -> Result<Vec<(String, bool, bool)>> {
+    let requests = items
+        .iter()
+        .map(|&(lang, text, tokens)| {
+            Ok(Request {
+                messages: prompts.translate(lang, text)?,
+                max_new_tokens: task.max_new_tokens(tokens),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let (results, timings) = engine.generate_batch(&requests, decoding, &mut |_| bar.inc(1))?;
+    stats.add_timings(&timings);
+    bar.set_message(format!(
+        "decode {:.1} tok/s, batch {}",
+        stats.generated_tokens as f64 / stats.decode_s.max(1e-9),
+        timings.largest_batch
+    ));
+    results
+        .into_iter()
+        .map(|r| {
+            let g = r?;
+            stats.add(&g);
+            Ok((
+                tidy_translation(&g.text),
+                g.finish == Finish::Budget,
+                check::has_repetition_loop(&g.text),
+            ))
+        })
+        .collect()
+}
+
 /// Translates independent units (paragraphs, lines, a title) with the profile's translator
-/// for `lang`: an LLM chunk by chunk, a dedicated translator sentence by sentence in
-/// length-sorted batches over all the units at once.
+/// for `lang`: an LLM chunk by chunk, a dedicated translator sentence by sentence, either way
+/// in batches over all the units at once.
 pub fn translate_units(
     ctx: &mut Context,
     lang: &str,
@@ -369,52 +429,94 @@ pub fn translate_units(
     stage: &mut StageStats,
     bar: &ProgressBar,
 ) -> Result<Translated> {
-    let model = ctx
-        .catalog
+    let model = translator_model(ctx.catalog, lang)?;
+    let items = vec![(lang.to_string(), units.to_vec())];
+    let mut out = translate_group(ctx, &model, &items, segmentation, stage, bar)?;
+    Ok(out.remove(0))
+}
+
+/// The profile's translator for `lang`.
+fn translator_model(catalog: &Catalog, lang: &str) -> Result<String> {
+    Ok(catalog
         .translator_for(lang)
         .ok_or_else(|| Error::NoTranslator {
             lang: lang.to_string(),
-            profile: ctx.catalog.profile_name.clone(),
-            supported: ctx.catalog.supported_languages().join(", "),
+            profile: catalog.profile_name.clone(),
+            supported: catalog.supported_languages().join(", "),
         })?
-        .to_string();
-    let manifest = ctx.catalog.model(&model)?;
+        .to_string())
+}
+
+/// Translates several documents' units (`(language, units)` each) with one model, all in
+/// shared batches, and splits the results back per document.
+pub fn translate_group(
+    ctx: &mut Context,
+    model: &str,
+    docs: &[(String, Vec<String>)],
+    segmentation: Segmentation,
+    stage: &mut StageStats,
+    bar: &ProgressBar,
+) -> Result<Vec<Translated>> {
+    let manifest = ctx.catalog.model(model)?;
     let (chunk_tokens, task) = (
         manifest.generation.chunk_tokens,
         manifest.generation.translate,
     );
     let decoding = ctx.decoding.resolve(manifest);
     let overrides = ctx.decoding;
-    let engine = match ctx.registry.engine(&model)? {
+    let engine = match ctx.registry.engine(model)? {
         Engine::Translator(engine) => {
             overrides.apply(&mut engine.settings);
-            return translate_segments(engine, units, segmentation, stage, bar);
+            let all: Vec<String> = docs.iter().flat_map(|d| d.1.iter().cloned()).collect();
+            let mut translated = translate_segments(engine, &all, segmentation, stage, bar)?;
+            return Ok(docs
+                .iter()
+                .map(|d| translated.take_front(d.1.len()))
+                .collect());
         }
         Engine::Llm(engine) => engine,
     };
-    let chunks = chunk_for(engine, units, chunk_tokens)?;
+    if let Some(rows) = overrides.batch_rows {
+        engine.set_batch_rows(rows);
+    }
+    let mut chunks = Vec::new();
+    let mut languages = Vec::new();
+    let mut spans = Vec::with_capacity(docs.len());
+    for (lang, units) in docs {
+        let own = chunk_for(engine, units, chunk_tokens)?;
+        spans.push(chunks.len()..chunks.len() + own.len());
+        languages.extend(std::iter::repeat_n(lang.as_str(), own.len()));
+        chunks.extend(own);
+    }
     bar.inc_length(chunks.len() as u64);
     let results = translate_chunks(
         engine,
         &ctx.prompts,
-        lang,
+        &languages,
         &chunks,
         task,
         decoding,
         stage,
         bar,
     )?;
-    let mut issues = vec![UnitIssues::default(); units.len()];
-    for (i, chunk) in chunks.iter().enumerate() {
-        issues[chunk.paragraph].budget_hits += usize::from(results.cut[i]);
-        issues[chunk.paragraph].loops += usize::from(results.looped[i]);
-    }
-    Ok(Translated {
-        translator: engine.name().to_string(),
-        units: segment::rebuild_paragraphs(&chunks, &results.texts, units.len()),
-        issues,
-        retried: results.retried,
-    })
+    Ok(docs
+        .iter()
+        .zip(spans)
+        .map(|((_, units), span)| {
+            let own = &chunks[span.clone()];
+            let mut issues = vec![UnitIssues::default(); units.len()];
+            for (chunk, i) in own.iter().zip(span.clone()) {
+                issues[chunk.paragraph].budget_hits += usize::from(results.cut[i]);
+                issues[chunk.paragraph].loops += usize::from(results.looped[i]);
+            }
+            Translated {
+                translator: engine.name().to_string(),
+                units: segment::rebuild_paragraphs(own, &results.texts[span.clone()], units.len()),
+                issues,
+                retried: results.retried[span].iter().filter(|&&r| r).count(),
+            }
+        })
+        .collect())
 }
 
 /// What a dedicated translator gets as one input.
@@ -529,48 +631,45 @@ pub fn run(
     stages.push(stage);
     report::prepare_out_dir(out_dir)?;
 
-    // Translate: one stage per dedicated translator, then one for LLM translation.
+    // Translate: the articles of each translator model go through it together, in shared
+    // batches; one stage per model.
     let bar = ctx.progress.stage("translate", 0, "chunks");
-    // Articles whose translator is a dedicated (batched) model are translated together, one
-    // call per model, so their sentences share batches; LLM translation goes article by article.
     let mut outcomes: Vec<Option<Result<ArticleOutcome>>> = prepared.iter().map(|_| None).collect();
-    let mut batched: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, p) in prepared.iter().enumerate() {
-        if let Some(model) = ctx.catalog.translator_for(&p.lang.code) {
-            if ctx
-                .catalog
-                .model(model)
-                .is_ok_and(|m| m.architecture.is_translator())
-            {
-                batched.entry(model.to_string()).or_default().push(i);
-            }
+        if p.lang.code == "en" {
+            outcomes[i] = Some(finish_article(p, None));
+            continue;
+        }
+        match translator_model(ctx.catalog, &p.lang.code) {
+            Ok(model) => groups.entry(model).or_default().push(i),
+            Err(e) => outcomes[i] = Some(Err(e)),
         }
     }
-    for (model, members) in &batched {
-        let units: Vec<Vec<String>> = members
+    for (model, members) in &groups {
+        let docs: Vec<(String, Vec<String>)> = members
             .iter()
-            .map(|&i| article_units(&prepared[i]))
+            .map(|&i| (prepared[i].lang.code.clone(), article_units(&prepared[i])))
             .collect();
-        let all: Vec<String> = units.iter().flatten().cloned().collect();
-        let lang = prepared[members[0]].lang.code.clone();
         let started = Instant::now();
-        let mut own_stage = StageStats::new(&format!("translate: {model}"));
-        let result = translate_units(
-            ctx,
-            &lang,
-            &all,
-            Segmentation::Sentences,
-            &mut own_stage,
-            &bar,
-        );
-        own_stage.finish(started);
-        stages.push(own_stage);
+        let is_translator = ctx
+            .catalog
+            .model(model)
+            .is_ok_and(|m| m.architecture.is_translator());
+        let name = if is_translator {
+            format!("translate: {model}")
+        } else {
+            "translate: llm".to_string()
+        };
+        let mut stage = StageStats::new(&name);
+        let result = translate_group(ctx, model, &docs, Segmentation::Sentences, &mut stage, &bar);
+        stage.finish(started);
+        stages.push(stage);
         match result {
-            Ok(mut translated) => {
-                for (&i, article_units) in members.iter().zip(&units) {
-                    let own = translated.take_front(article_units.len());
+            Ok(translated) => {
+                for (&i, own) in members.iter().zip(translated) {
                     let outcome = finish_article(&prepared[i], Some(own));
-                    // Written now: LLM translation of the other articles takes minutes.
+                    // Written now: later groups and the summaries take minutes.
                     if let Ok(done) = &outcome {
                         report::write_translation(out_dir, done)?;
                     }
@@ -585,44 +684,36 @@ pub fn run(
             }
         }
     }
-    let started = Instant::now();
-    let mut stage = StageStats::new("translate: llm");
+    bar.finish_and_clear();
     let mut articles = Vec::new();
     for (p, outcome) in prepared.iter().zip(outcomes) {
-        let outcome = match outcome {
-            Some(already_written) => already_written,
-            None => {
-                let outcome = translate_article(ctx, p, &mut stage, &bar);
-                if let Ok(done) = &outcome {
-                    report::write_translation(out_dir, done)?;
-                }
-                outcome
-            }
-        };
-        match outcome {
+        match outcome.expect("every article has an outcome") {
             Ok(outcome) => articles.push(outcome),
             Err(e) => failures.push(Failure::new(&p.doc.path, "translate", &e)),
         }
     }
-    bar.finish_and_clear();
-    stage.finish(started);
-    if stage.items > 0 {
-        stages.push(stage);
-    }
 
-    // Summarize.
+    // Summarize: all articles in shared batches.
     let started = Instant::now();
     let mut stage = StageStats::new("summarize");
     let bar = ctx
         .progress
         .stage("summarize", articles.len() as u64, "articles");
     let model = ctx.catalog.profile.summarize.clone();
-    for a in &mut articles {
-        match summarize(ctx, &model, a, &mut stage) {
-            Ok(summary) => a.summary = Some(summary),
-            Err(e) => failures.push(Failure::new(&a.source_path, "summarize", &e)),
+    match summarize_all(ctx, &model, &articles, &mut stage, &bar) {
+        Ok(summaries) => {
+            for (a, summary) in articles.iter_mut().zip(summaries) {
+                match summary {
+                    Ok(summary) => a.summary = Some(summary),
+                    Err(e) => failures.push(Failure::new(&a.source_path, "summarize", &e)),
+                }
+            }
         }
-        bar.inc(1);
+        Err(e) => {
+            for a in &articles {
+                failures.push(Failure::new(&a.source_path, "summarize", &e));
+            }
+        }
     }
     bar.finish_and_clear();
     stage.finish(started);
@@ -693,27 +784,6 @@ fn article_units(p: &Prepared) -> Vec<String> {
         .chain(p.cleaned.paragraphs.iter())
         .cloned()
         .collect()
-}
-
-/// Translates one article on its own (LLM translators work article by article).
-fn translate_article(
-    ctx: &mut Context,
-    p: &Prepared,
-    stage: &mut StageStats,
-    bar: &ProgressBar,
-) -> Result<ArticleOutcome> {
-    if p.lang.code == "en" {
-        return finish_article(p, None);
-    }
-    let translated = translate_units(
-        ctx,
-        &p.lang.code,
-        &article_units(p),
-        Segmentation::Sentences,
-        stage,
-        bar,
-    )?;
-    finish_article(p, Some(translated))
 }
 
 /// Checks an article's translation (`None`: the source is English) and assembles its outcome.
@@ -816,30 +886,41 @@ fn derived_title(paragraphs: &[String]) -> String {
     }
 }
 
-pub fn summarize(
+/// Summaries of `articles`, decoded in shared batches; one result per article.
+pub fn summarize_all(
     ctx: &mut Context,
     model: &str,
-    a: &ArticleOutcome,
+    articles: &[ArticleOutcome],
     stage: &mut StageStats,
-) -> Result<String> {
+    bar: &ProgressBar,
+) -> Result<Vec<Result<String>>> {
     let manifest = ctx.catalog.model(model)?;
     let task = manifest.generation.summarize;
     let decoding = ctx.decoding.resolve(manifest);
-    let messages = ctx.prompts.summarize(&a.title_en, &a.translation)?;
+    let overrides = ctx.decoding;
     let engine = ctx.registry.llm(model)?;
-    let input_tokens = engine.count_tokens(&a.translation)?;
-    let generation = engine.generate(
-        &messages,
-        task.max_new_tokens(input_tokens),
-        decoding,
-        &mut || {},
-    )?;
-    stage.add(&generation);
-    stage.items += 1;
-    Ok(trim_summary(
-        &join_list_items(&generation.text),
-        generation.finish,
-    ))
+    if let Some(rows) = overrides.batch_rows {
+        engine.set_batch_rows(rows);
+    }
+    let requests = articles
+        .iter()
+        .map(|a| {
+            Ok(Request {
+                messages: ctx.prompts.summarize(&a.title_en, &a.translation)?,
+                max_new_tokens: task.max_new_tokens(engine.count_tokens(&a.translation)?),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let (results, timings) = engine.generate_batch(&requests, decoding, &mut |_| bar.inc(1))?;
+    stage.add_timings(&timings);
+    Ok(results
+        .into_iter()
+        .map(|r| {
+            let g = r?;
+            stage.add(&g);
+            Ok(trim_summary(&join_list_items(&g.text), g.finish))
+        })
+        .collect())
 }
 
 /// One paragraph from a numbered or bulleted list (the summary prompt asks for one), or the
@@ -887,14 +968,10 @@ pub fn write_brief(
         .iter()
         .map(|s| engine.count_tokens(&s.summary))
         .sum::<Result<usize>>()?;
-    let generation = engine.generate(
-        &messages,
-        task.max_new_tokens(input_tokens),
-        decoding,
-        &mut || {},
-    )?;
+    let (generation, timings) =
+        engine.generate(&messages, task.max_new_tokens(input_tokens), decoding)?;
     stage.add(&generation);
-    stage.items += 1;
+    stage.add_timings(&timings);
     let summaries: Vec<String> = sources.iter().map(|s| s.summary.clone()).collect();
     let (brief, added) =
         crate::cite::ground(&tidy_brief(&generation.text, generation.finish), &summaries);

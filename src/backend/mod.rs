@@ -3,7 +3,8 @@
 pub mod gguf_tokenizer;
 pub mod llm;
 pub mod marian;
+pub mod qweight;
 pub mod qwen2;
 pub mod sampler;
 
-pub use llm::{ChatMessage, Decoding, Finish, Generation, LlmEngine};
+pub use llm::{BatchTimings, ChatMessage, Decoding, Finish, Generation, LlmEngine, Request};

@@ -5,9 +5,10 @@
 use std::io::{Read, Seek};
 
 use candle_core::quantized::gguf_file::Content;
-use candle_core::quantized::{QMatMul, QTensor};
-use candle_core::{DType, Device, Module, Tensor, D};
+use candle_core::quantized::QTensor;
+use candle_core::{DType, Device, Tensor};
 
+use super::qweight::Weight;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone)]
@@ -47,20 +48,19 @@ impl Qwen2Config {
 }
 
 struct Attention {
-    q: QMatMul,
-    k: QMatMul,
-    v: QMatMul,
+    q: Weight,
+    k: Weight,
+    v: Weight,
     q_bias: Tensor,
     k_bias: Tensor,
     v_bias: Tensor,
-    o: QMatMul,
-    kv_cache: Option<(Tensor, Tensor)>,
+    o: Weight,
 }
 
 struct Mlp {
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    gate: Weight,
+    up: Weight,
+    down: Weight,
 }
 
 struct Layer {
@@ -75,27 +75,34 @@ pub struct Qwen2 {
     embed: QTensor,
     layers: Vec<Layer>,
     norm: Tensor,
-    lm_head: QMatMul,
+    lm_head: Weight,
     cos: Tensor,
     sin: Tensor,
     device: Device,
+    streamed_bytes: usize,
 }
 
 struct Loader<'a, R> {
     content: &'a Content,
     reader: &'a mut R,
     device: &'a Device,
+    /// Bytes of the weights every token reads (all but the embedding table's other rows).
+    streamed: usize,
 }
 
 impl<R: Read + Seek> Loader<'_, R> {
     fn qtensor(&mut self, name: &str) -> Result<QTensor> {
         Ok(self.content.tensor(self.reader, name, self.device)?)
     }
-    fn matmul(&mut self, name: &str) -> Result<QMatMul> {
-        Ok(QMatMul::from_qtensor(self.qtensor(name)?)?)
+    fn matmul(&mut self, name: &str) -> Result<Weight> {
+        let t = self.qtensor(name)?;
+        self.streamed += t.storage_size_in_bytes();
+        Weight::new(t)
     }
     fn dense(&mut self, name: &str) -> Result<Tensor> {
-        Ok(self.qtensor(name)?.dequantize(self.device)?)
+        let t = self.qtensor(name)?;
+        self.streamed += t.storage_size_in_bytes();
+        Ok(t.dequantize(self.device)?)
     }
 }
 
@@ -110,6 +117,7 @@ impl Qwen2 {
             content,
             reader,
             device,
+            streamed: 0,
         };
         let embed = l.qtensor("token_embd.weight")?;
         let lm_head = if content.tensor_infos.contains_key("output.weight") {
@@ -131,7 +139,6 @@ impl Qwen2 {
                     k_bias: l.dense(&format!("{p}.attn_k.bias"))?,
                     v_bias: l.dense(&format!("{p}.attn_v.bias"))?,
                     o: l.matmul(&format!("{p}.attn_output.weight"))?,
-                    kv_cache: None,
                 },
                 ffn_norm: l.dense(&format!("{p}.ffn_norm.weight"))?,
                 mlp: Mlp {
@@ -151,6 +158,7 @@ impl Qwen2 {
             cos,
             sin,
             device: device.clone(),
+            streamed_bytes: l.streamed,
         })
     }
 
@@ -162,49 +170,246 @@ impl Qwen2 {
         &self.device
     }
 
-    /// Keeps the first `len` cached positions and forgets the rest (prefix reuse).
-    pub fn truncate_kv_cache(&mut self, len: usize) -> Result<()> {
-        for layer in &mut self.layers {
-            if let Some((k, v)) = layer.attn.kv_cache.take() {
-                if len > 0 {
-                    layer.attn.kv_cache = Some((k.narrow(2, 0, len)?, v.narrow(2, 0, len)?));
-                }
-            }
-        }
-        Ok(())
+    /// Bytes of weights one decoding step reads whatever the batch: every matrix and norm,
+    /// and of the embedding table only the rows looked up (left out).
+    pub fn streamed_bytes(&self) -> usize {
+        self.streamed_bytes
     }
 
-    /// Runs `ids` (shape `[batch, seq]`) placed after `offset` cached positions and returns
-    /// the logits of the last position, `[batch, vocab]`.
-    pub fn forward(&mut self, ids: &Tensor, offset: usize) -> Result<Tensor> {
-        let (_, seq_len) = ids.dims2()?;
-        if offset + seq_len > self.cfg.context_length {
+    /// Runs one prompt's `ids` after the positions already in `cache` (a one-row cache) and
+    /// returns the logits of its last position, `[1, vocab]`.
+    pub fn prefill(&self, ids: &[u32], cache: &mut KvCache) -> Result<Tensor> {
+        let offset = cache.len();
+        let seq_len = ids.len();
+        self.check_context(offset + seq_len)?;
+        let ids = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
+        let cos = self.cos.narrow(0, offset, seq_len)?;
+        let sin = self.sin.narrow(0, offset, seq_len)?;
+        let mask = causal_mask(seq_len, offset, &self.device)?;
+        self.forward(&ids, &cos, &sin, mask.as_ref(), cache)
+    }
+
+    /// One decoding step for a batch cache (`KvCache::from_rows`): `ids[r]` is row r's newest
+    /// token and `positions[r]` its position in that row's own sequence (rows of different
+    /// lengths share the cache's slots, shorter ones left-padded). Returns `[rows, vocab]`.
+    pub fn decode_step(
+        &self,
+        ids: &[u32],
+        positions: &[u32],
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
+        let rows = ids.len();
+        if let Some(&last) = positions.iter().max() {
+            self.check_context(last as usize + 1)?;
+        }
+        let ids = Tensor::new(ids, &self.device)?.unsqueeze(1)?;
+        let positions = Tensor::new(positions, &self.device)?;
+        let half = self.cfg.head_dim() / 2;
+        let cos = self
+            .cos
+            .index_select(&positions, 0)?
+            .reshape((rows, 1, half))?;
+        let sin = self
+            .sin
+            .index_select(&positions, 0)?
+            .reshape((rows, 1, half))?;
+        if cache.row_starts().is_none_or(|s| s.len() != rows) {
+            return Err(Error::model(
+                "qwen2",
+                "a decoding step needs a batch cache of its rows",
+            ));
+        }
+        self.forward(&ids, &cos, &sin, None, cache)
+    }
+
+    fn check_context(&self, needed: usize) -> Result<()> {
+        if needed > self.cfg.context_length {
             return Err(Error::model(
                 "qwen2",
                 format!(
-                    "sequence of {} tokens exceeds the context of {}",
-                    offset + seq_len,
+                    "sequence of {needed} tokens exceeds the context of {}",
                     self.cfg.context_length
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// `ids` is `[rows, seq]`; `mask` broadcasts to `[rows, kv heads, group, seq, total]`.
+    fn forward(
+        &self,
+        ids: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        mask: Option<&Tensor>,
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
+        let (_, seq_len) = ids.dims2()?;
         let mut x = self.embed.embedding(ids)?;
-        let cos = self.cos.narrow(0, offset, seq_len)?;
-        let sin = self.sin.narrow(0, offset, seq_len)?;
-        let mask = causal_mask(seq_len, offset, &self.device)?;
-        for layer in &mut self.layers {
+        for (i, layer) in self.layers.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, self.cfg.rms_eps as f32)?;
             let h = layer
                 .attn
-                .forward(&h, &self.cfg, &cos, &sin, mask.as_ref())?;
+                .forward(&h, &self.cfg, cos, sin, mask, cache, i)?;
             x = (x + h)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, self.cfg.rms_eps as f32)?;
             let h = layer.mlp.forward(&h)?;
             x = (x + h)?;
         }
+        cache.advance(seq_len);
         let last = x.narrow(1, seq_len - 1, 1)?.contiguous()?;
         let last = candle_nn::ops::rms_norm(&last, &self.norm, self.cfg.rms_eps as f32)?;
         Ok(self.lm_head.forward(&last)?.squeeze(1)?)
+    }
+}
+
+/// Keys and values of every layer, `[rows, kv heads, slots, head dim]`, and how many slots are
+/// filled. A growable cache (one prompt, prefix reuse) appends by concatenation, so truncating
+/// it and copying rows out never alias. A batch cache is allocated once at its final size and
+/// written in place: copying a many-row cache at every step would cost more than the step.
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+    len: usize,
+    /// Batch caches: the first filled slot of each row (the slots before it are padding).
+    row_starts: Option<Vec<usize>>,
+}
+
+impl KvCache {
+    pub fn new(n_layers: usize) -> Self {
+        KvCache {
+            layers: vec![None; n_layers],
+            len: 0,
+            row_starts: None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Keeps the first `len` slots of a growable cache (prefix reuse).
+    pub fn truncate(&mut self, len: usize) -> Result<()> {
+        if len >= self.len {
+            return Ok(());
+        }
+        if self.row_starts.is_none() {
+            for layer in &mut self.layers {
+                if let Some((k, v)) = layer.take() {
+                    if len > 0 {
+                        *layer = Some((k.narrow(2, 0, len)?, v.narrow(2, 0, len)?));
+                    }
+                }
+            }
+        }
+        self.len = len;
+        Ok(())
+    }
+
+    /// This one-row cache's filled slots placed at `[pad, pad + len)` of a row of `capacity`
+    /// zero slots, per layer.
+    pub fn padded_row(&self, pad: usize, capacity: usize) -> Result<Vec<(Tensor, Tensor)>> {
+        let place = |t: &Tensor| -> Result<Tensor> {
+            let t = t.narrow(2, 0, self.len)?;
+            let (b, h, _, d) = t.dims4()?;
+            let mut parts = Vec::with_capacity(3);
+            if pad > 0 {
+                parts.push(Tensor::zeros((b, h, pad, d), t.dtype(), t.device())?);
+            }
+            parts.push(t.clone());
+            let after = capacity - pad - self.len;
+            if after > 0 {
+                parts.push(Tensor::zeros((b, h, after, d), t.dtype(), t.device())?);
+            }
+            Ok(Tensor::cat(&parts, 2)?)
+        };
+        self.layers
+            .iter()
+            .map(|layer| {
+                let (k, v) = layer
+                    .as_ref()
+                    .ok_or_else(|| Error::model("qwen2", "empty KV cache"))?;
+                Ok((place(k)?, place(v)?))
+            })
+            .collect()
+    }
+
+    fn row_starts(&self) -> Option<&[usize]> {
+        self.row_starts.as_deref()
+    }
+
+    /// A batch cache from `padded_row` rows whose first `len` slots are filled, row r's from
+    /// slot `starts[r]` on.
+    pub fn from_rows(
+        rows: Vec<Vec<(Tensor, Tensor)>>,
+        len: usize,
+        starts: Vec<usize>,
+    ) -> Result<Self> {
+        let n_layers = rows.first().map_or(0, |r| r.len());
+        let mut layers = Vec::with_capacity(n_layers);
+        for l in 0..n_layers {
+            let ks: Vec<&Tensor> = rows.iter().map(|r| &r[l].0).collect();
+            let vs: Vec<&Tensor> = rows.iter().map(|r| &r[l].1).collect();
+            layers.push(Some((Tensor::cat(&ks, 0)?, Tensor::cat(&vs, 0)?)));
+        }
+        Ok(KvCache {
+            layers,
+            len,
+            row_starts: Some(starts),
+        })
+    }
+
+    /// Keeps only rows `keep` (in that order), dropping finished sequences.
+    pub fn select_rows(&mut self, keep: &[usize]) -> Result<()> {
+        let Some(starts) = &self.row_starts else {
+            return Err(Error::model("qwen2", "only a batch cache has rows to drop"));
+        };
+        let starts: Vec<usize> = keep.iter().map(|&r| starts[r]).collect();
+        let ids: Vec<u32> = keep.iter().map(|&r| r as u32).collect();
+        let mut index = None;
+        for layer in self.layers.iter_mut().flatten() {
+            let index = match &index {
+                Some(i) => i,
+                None => index.insert(Tensor::new(ids.as_slice(), layer.0.device())?),
+            };
+            *layer = (
+                layer.0.index_select(index, 0)?,
+                layer.1.index_select(index, 0)?,
+            );
+        }
+        self.row_starts = Some(starts);
+        Ok(())
+    }
+
+    /// Adds `k`, `v` (`[rows, kv heads, seq, head dim]`) after the filled slots of `layer` and
+    /// returns the layer's filled keys and values, the new ones included.
+    fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let total = self.len + k.dim(2)?;
+        let slot = &mut self.layers[layer];
+        if self.row_starts.is_some() {
+            let (kb, vb) = slot
+                .as_ref()
+                .ok_or_else(|| Error::model("qwen2", "empty batch KV cache"))?;
+            if total > kb.dim(2)? {
+                return Err(Error::model("qwen2", "batch KV cache is full"));
+            }
+            kb.slice_set(k, 2, self.len)?;
+            vb.slice_set(v, 2, self.len)?;
+            return Ok((kb.narrow(2, 0, total)?, vb.narrow(2, 0, total)?));
+        }
+        let (k, v) = match slot.take() {
+            Some((pk, pv)) => (Tensor::cat(&[&pk, k], 2)?, Tensor::cat(&[&pv, v], 2)?),
+            None => (k.clone(), v.clone()),
+        };
+        *slot = Some((k.clone(), v.clone()));
+        Ok((k, v))
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.len += n;
     }
 }
 
@@ -212,23 +417,26 @@ impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let gate = self.gate.forward(x)?.silu()?;
         let up = self.up.forward(x)?;
-        Ok(self.down.forward(&(gate * up)?)?)
+        self.down.forward(&(gate * up)?)
     }
 }
 
 impl Attention {
+    #[allow(clippy::too_many_arguments)]
     fn forward(
-        &mut self,
+        &self,
         x: &Tensor,
         cfg: &Qwen2Config,
         cos: &Tensor,
         sin: &Tensor,
         mask: Option<&Tensor>,
+        cache: &mut KvCache,
+        layer: usize,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let hd = cfg.head_dim();
         let (nh, nkv) = (cfg.n_heads, cfg.n_kv_heads);
-        let project = |w: &QMatMul, bias: &Tensor, heads: usize| -> Result<Tensor> {
+        let project = |w: &Weight, bias: &Tensor, heads: usize| -> Result<Tensor> {
             Ok(w.forward(x)?
                 .broadcast_add(bias)?
                 .reshape((b, t, heads, hd))?
@@ -240,34 +448,56 @@ impl Attention {
         let v = project(&self.v, &self.v_bias, nkv)?;
         let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
         let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
-        let (k, v) = match self.kv_cache.take() {
-            Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
-            None => (k, v),
+        let (k, v) = cache.append(layer, &k, &v)?;
+        let y = match cache.row_starts() {
+            // A batch step: each row attends over its own filled slots only, with the very
+            // shapes it would have decoding alone, so batching never changes its result.
+            Some(starts) if t == 1 => {
+                let total = k.dim(2)?;
+                let rows = starts
+                    .iter()
+                    .enumerate()
+                    .map(|(r, &start)| {
+                        let k = k.narrow(0, r, 1)?.narrow(2, start, total - start)?;
+                        let v = v.narrow(0, r, 1)?.narrow(2, start, total - start)?;
+                        attend(&q.narrow(0, r, 1)?, &k, &v, None, cfg)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Tensor::cat(&rows, 0)?
+            }
+            _ => attend(&q, &k, &v, mask, cfg)?,
         };
-        self.kv_cache = Some((k.clone(), v.clone()));
-        let total = k.dim(2)?;
-
-        // Grouped-query attention without copying K/V: the query heads that share a KV head
-        // are stacked along the sequence axis.
-        let group = nh / nkv;
-        let q = q.reshape((b, nkv, group * t, hd))?;
-        let scale = 1.0 / (hd as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?;
-        let scores = match mask {
-            Some(mask) => scores
-                .reshape((b, nkv, group, t, total))?
-                .broadcast_add(mask)?
-                .reshape((b, nkv, group * t, total))?,
-            None => scores,
-        };
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let y = probs.matmul(&v)?; // (b, nkv, group*t, hd)
-        let y = y
-            .reshape((b, nh, t, hd))?
-            .transpose(1, 2)?
-            .reshape((b, t, nh * hd))?;
-        Ok(self.o.forward(&y)?)
+        let y = y.transpose(1, 2)?.reshape((b, t, nh * hd))?;
+        self.o.forward(&y)
     }
+}
+
+/// Grouped-query attention of `q` (`[rows, heads, t, head dim]`) over `k`, `v` (`[rows, kv
+/// heads, total, head dim]`), without copying K/V: the query heads that share a KV head are
+/// stacked along the sequence axis. Returns `[rows, heads, t, head dim]`.
+fn attend(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    cfg: &Qwen2Config,
+) -> Result<Tensor> {
+    let (b, nh, t, hd) = q.dims4()?;
+    let nkv = cfg.n_kv_heads;
+    let total = k.dim(2)?;
+    let group = nh / nkv;
+    let q = q.reshape((b, nkv, group * t, hd))?;
+    let scale = 1.0 / (hd as f64).sqrt();
+    let scores = (q.matmul(&k.t()?)? * scale)?;
+    let scores = match mask {
+        Some(mask) => scores
+            .reshape((b, nkv, group, t, total))?
+            .broadcast_add(mask)?
+            .reshape((b, nkv, group * t, total))?,
+        None => scores,
+    };
+    let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+    Ok(probs.matmul(v)?.reshape((b, nh, t, hd))?)
 }
 
 /// `[t, offset + t]` additive mask hiding later positions; none for single-token steps.
@@ -303,9 +533,4 @@ fn rope_tables(cfg: &Qwen2Config, device: &Device) -> Result<(Tensor, Tensor)> {
         .reshape((cfg.context_length, 1))?;
     let freqs = positions.broadcast_mul(&inv_freq)?;
     Ok((freqs.cos()?, freqs.sin()?))
-}
-
-/// Index of the largest logit (the first one on ties), for greedy decoding.
-pub fn argmax(logits: &Tensor) -> Result<u32> {
-    Ok(logits.argmax(D::Minus1)?.to_scalar::<u32>()?)
 }

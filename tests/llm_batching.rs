@@ -1,0 +1,257 @@
+//! Batched LLM decoding on a tiny Qwen2 GGUF generated here (random weights, the real file
+//! format and the quantized kernels of the real model: Q4K and Q6K matrices): a prompt's
+//! greedy tokens are the same alone and in any batch, a prompt that does not fit gets its own
+//! error while the others complete, and prefix reuse does not change results.
+
+use std::path::Path;
+
+use candle_core::quantized::gguf_file::{self, Value};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+use crossbrief::backend::{Decoding, LlmEngine};
+use crossbrief::hub::{Origin, ResolvedFile};
+use crossbrief::manifest::{FileRole, ModelManifest};
+
+const VOCAB: usize = 512;
+const DIM: usize = 256;
+const FFN: usize = 512;
+const LAYERS: usize = 2;
+const CONTEXT: usize = 160;
+
+/// Deterministic pseudo-random values (a 64-bit LCG), so the checkpoint is the same every run
+/// without a seeded-RNG dependency.
+struct Lcg(u64);
+
+impl Lcg {
+    fn values(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                self.0 = self
+                    .0
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((self.0 >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0 * scale
+            })
+            .collect()
+    }
+
+    fn tensor(&mut self, rows: usize, cols: usize, scale: f32, dtype: GgmlDType) -> QTensor {
+        let t =
+            Tensor::from_vec(self.values(rows * cols, scale), (rows, cols), &Device::Cpu).unwrap();
+        QTensor::quantize(&t, dtype).unwrap()
+    }
+
+    fn vector(&mut self, n: usize, offset: f32, scale: f32) -> QTensor {
+        let v: Vec<f32> = self.values(n, scale).iter().map(|x| x + offset).collect();
+        QTensor::quantize(
+            &Tensor::from_vec(v, n, &Device::Cpu).unwrap(),
+            GgmlDType::F32,
+        )
+        .unwrap()
+    }
+}
+
+fn write_model(dir: &Path) -> ModelManifest {
+    let mut rng = Lcg(20261122);
+    let mut tensors: Vec<(String, QTensor)> = vec![
+        (
+            "token_embd.weight".into(),
+            rng.tensor(VOCAB, DIM, 1.0, GgmlDType::Q4K),
+        ),
+        (
+            "output.weight".into(),
+            rng.tensor(VOCAB, DIM, 0.3, GgmlDType::Q6K),
+        ),
+        ("output_norm.weight".into(), rng.vector(DIM, 1.0, 0.1)),
+    ];
+    for i in 0..LAYERS {
+        let p = format!("blk.{i}");
+        let kv = DIM / 2; // 2 KV heads of 64 for 4 query heads
+        let layer = [
+            ("attn_norm.weight", rng.vector(DIM, 1.0, 0.1)),
+            ("attn_q.weight", rng.tensor(DIM, DIM, 0.2, GgmlDType::Q4K)),
+            ("attn_k.weight", rng.tensor(kv, DIM, 0.2, GgmlDType::Q4K)),
+            ("attn_v.weight", rng.tensor(kv, DIM, 0.2, GgmlDType::Q6K)),
+            ("attn_q.bias", rng.vector(DIM, 0.0, 0.1)),
+            ("attn_k.bias", rng.vector(kv, 0.0, 0.1)),
+            ("attn_v.bias", rng.vector(kv, 0.0, 0.1)),
+            (
+                "attn_output.weight",
+                rng.tensor(DIM, DIM, 0.2, GgmlDType::Q4K),
+            ),
+            ("ffn_norm.weight", rng.vector(DIM, 1.0, 0.1)),
+            ("ffn_gate.weight", rng.tensor(FFN, DIM, 0.2, GgmlDType::Q4K)),
+            ("ffn_up.weight", rng.tensor(FFN, DIM, 0.2, GgmlDType::Q4K)),
+            ("ffn_down.weight", rng.tensor(DIM, FFN, 0.2, GgmlDType::Q6K)),
+        ];
+        tensors.extend(layer.into_iter().map(|(n, t)| (format!("{p}.{n}"), t)));
+    }
+    // A byte-level vocabulary in name only: ids are all these tests use.
+    let mut tokens: Vec<String> = vec!["a".into(), "b".into(), "ab".into()];
+    tokens.extend((3..VOCAB - 1).map(|i| format!("t{i}")));
+    tokens.push("<|im_end|>".into());
+    let mut types = vec![1i32; VOCAB];
+    types[VOCAB - 1] = 3;
+    let metadata: Vec<(&str, Value)> = vec![
+        ("general.architecture", Value::String("qwen2".into())),
+        ("qwen2.block_count", Value::U32(LAYERS as u32)),
+        ("qwen2.attention.head_count", Value::U32(4)),
+        ("qwen2.attention.head_count_kv", Value::U32(2)),
+        ("qwen2.embedding_length", Value::U32(DIM as u32)),
+        ("qwen2.context_length", Value::U32(CONTEXT as u32)),
+        ("qwen2.rope.freq_base", Value::F32(10000.0)),
+        ("qwen2.attention.layer_norm_rms_epsilon", Value::F32(1e-6)),
+        ("tokenizer.ggml.model", Value::String("gpt2".into())),
+        ("tokenizer.ggml.pre", Value::String("qwen2".into())),
+        (
+            "tokenizer.ggml.tokens",
+            Value::Array(tokens.into_iter().map(Value::String).collect()),
+        ),
+        (
+            "tokenizer.ggml.token_type",
+            Value::Array(types.into_iter().map(Value::I32).collect()),
+        ),
+        (
+            "tokenizer.ggml.merges",
+            Value::Array(vec![Value::String("a b".into())]),
+        ),
+    ];
+    let mut file = std::fs::File::create(dir.join("tiny.gguf")).unwrap();
+    let metadata: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
+    let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    gguf_file::write(&mut file, &metadata, &tensors).unwrap();
+
+    let manifest = dir.join("tiny.toml");
+    std::fs::write(
+        &manifest,
+        r#"name = "tiny-qwen2"
+display_name = "tiny random Qwen2 (test)"
+architecture = "qwen2"
+[hub]
+repo = "none/tiny"
+revision = "main"
+[[files]]
+role = "weights"
+name = "tiny.gguf"
+[prompt]
+chat_template = "{% for m in messages %}{{ m.content }}{% endfor %}"
+stop = ["<|im_end|>"]
+[generation]
+batch_rows = 8
+"#,
+    )
+    .unwrap();
+    ModelManifest::load(&manifest).unwrap()
+}
+
+fn engine(dir: &Path, manifest: &ModelManifest) -> LlmEngine {
+    let file = ResolvedFile {
+        role: FileRole::Weights,
+        name: "tiny.gguf".into(),
+        path: dir.join("tiny.gguf"),
+        sha256: String::new(),
+        pinned: false,
+        origin: Origin::Snapshot,
+    };
+    LlmEngine::load(manifest, &[file], &Device::Cpu).unwrap()
+}
+
+const GREEDY: Decoding = Decoding {
+    temperature: 0.0,
+    top_p: 1.0,
+    seed: 1,
+};
+
+/// Prompts of 3–60 tokens, some sharing a prefix, with budgets of 8–40 new tokens.
+fn prompts() -> Vec<(Vec<u32>, usize)> {
+    let mut rng = Lcg(7);
+    let shared: Vec<u32> = (0..12).map(|i| 3 + (i * 37) % 500).collect();
+    (0..19)
+        .map(|i| {
+            let len = 3 + (i * 13) % 58;
+            let mut ids: Vec<u32> = rng
+                .values(len, 1.0)
+                .iter()
+                .map(|v| 3 + ((v + 1.0) * 250.0) as u32 % 500)
+                .collect();
+            if i % 3 == 0 {
+                ids.splice(0..0, shared.iter().copied());
+            }
+            (ids, 8 + (i * 7) % 33)
+        })
+        .collect()
+}
+
+#[test]
+fn batched_greedy_tokens_equal_one_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_model(dir.path());
+    let prompts = prompts();
+
+    let mut alone = engine(dir.path(), &manifest);
+    alone.set_batch_rows(1);
+    let (one, t1) = alone
+        .generate_from_ids(&prompts, GREEDY, &mut |_| {})
+        .unwrap();
+    assert_eq!(t1.largest_batch, 1);
+
+    for rows in [4, 8, 32] {
+        let mut batched = engine(dir.path(), &manifest);
+        batched.set_batch_rows(rows);
+        let (many, t) = batched
+            .generate_from_ids(&prompts, GREEDY, &mut |_| {})
+            .unwrap();
+        assert_eq!(t.largest_batch, rows.min(prompts.len()));
+        for (i, (a, b)) in one.iter().zip(&many).enumerate() {
+            let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+            assert_eq!(a.ids, b.ids, "prompt {i} differs at batch {rows}");
+            assert_eq!(a.finish, b.finish);
+        }
+    }
+    // The outputs are not trivial: budgets are reached and tokens vary.
+    let first = one[0].as_ref().unwrap();
+    assert_eq!(first.new_tokens, prompts[0].1);
+    let distinct: std::collections::BTreeSet<u32> = first.ids.iter().copied().collect();
+    assert!(distinct.len() > 2, "degenerate output {:?}", first.ids);
+}
+
+#[test]
+fn a_prompt_too_long_fails_alone_and_the_others_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_model(dir.path());
+    let mut llm = engine(dir.path(), &manifest);
+    let mut prompts = prompts();
+    prompts.insert(2, (vec![5; CONTEXT + 3], 10));
+    let mut done = Vec::new();
+    let (results, _) = llm
+        .generate_from_ids(&prompts, GREEDY, &mut |i| done.push(i))
+        .unwrap();
+    let error = results[2].as_ref().unwrap_err().to_string();
+    assert!(error.contains("leaves no room in the context"), "{error}");
+    assert!(results.iter().enumerate().all(|(i, r)| i == 2 || r.is_ok()));
+    done.sort();
+    assert_eq!(done, (0..prompts.len()).collect::<Vec<_>>());
+    // A budget past the context is cut to the room left.
+    let (results, _) = llm
+        .generate_from_ids(&[(vec![7; CONTEXT - 4], 50)], GREEDY, &mut |_| {})
+        .unwrap();
+    assert!(results[0].as_ref().unwrap().new_tokens <= 4);
+}
+
+#[test]
+fn prefix_reuse_gives_the_same_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_model(dir.path());
+    let mut llm = engine(dir.path(), &manifest);
+    let prompt = prompts()[3].clone();
+    let (first, _) = llm
+        .generate_from_ids(std::slice::from_ref(&prompt), GREEDY, &mut |_| {})
+        .unwrap();
+    let (again, _) = llm
+        .generate_from_ids(std::slice::from_ref(&prompt), GREEDY, &mut |_| {})
+        .unwrap();
+    let (first, again) = (first[0].as_ref().unwrap(), again[0].as_ref().unwrap());
+    assert_eq!(first.reused_tokens, 0);
+    assert_eq!(again.reused_tokens, prompt.0.len() - 1);
+    assert_eq!(first.ids, again.ids);
+}
