@@ -5,7 +5,7 @@
 //! them for any row count, except a lone Q6K row, which takes the compact dot-product path;
 //! the two round differently. So a lone Q6K row is doubled to take the tiled path too.
 //! (Multiplying every decoding step on the compact blocks instead, also row-invariant, was
-//! measured: 12.4 against 9.7 tok/s for one sequence, but 21.9 against 36.4 tok/s at 23 rows,
+//! measured: 11.9–12.9 against 9.4–9.7 tok/s for one sequence, but 21.9 against 36.4 tok/s at 23 rows,
 //! and the sample run took 200 s against 172 s.)
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
