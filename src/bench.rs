@@ -7,8 +7,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::backend::llm::RecordedPrompt;
-use crate::backend::{BatchTimings, Decoding, LlmEngine};
+use crate::backend::{Decoding, LlmEngine};
 use crate::error::Result;
+use crate::pipeline::StageStats;
 
 /// Read bandwidth in GB/s: `threads` threads sum disjoint parts of a `bytes` buffer, best of
 /// `repeats` passes. Written here because the figure must come from this binary's own
@@ -57,33 +58,16 @@ pub struct ReplayReport {
     pub batch_rows: usize,
     pub prompts: usize,
     pub calls: usize,
-    pub prompt_tokens: usize,
-    pub reused_prompt_tokens: usize,
-    pub generated_tokens: usize,
-    pub prefill_s: f64,
-    pub decode_s: f64,
-    pub prefill_tokens_per_s: f64,
-    pub decode_tokens_per_s: f64,
-    pub batches: usize,
-    pub largest_batch: usize,
-    pub decode_steps: usize,
+    /// Tokens, seconds, rates and batches of the whole replay, as a run's stage reports them.
+    #[serde(flatten)]
+    pub figures: StageStats,
     /// Agreement with the recorded outputs: tokens of the common prefix of each pair of
     /// outputs over the longer output's tokens, summed over prompts; and prompts whose
     /// output is identical.
     pub agreement: f64,
     pub identical_prompts: usize,
-    /// Per recorded call: prefill and decode seconds, rows, new tokens.
-    pub per_call: Vec<CallFigures>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct CallFigures {
-    pub call: usize,
-    pub rows: usize,
-    pub prompt_tokens: usize,
-    pub generated_tokens: usize,
-    pub prefill_s: f64,
-    pub decode_s: f64,
+    /// The same figures per recorded call.
+    pub per_call: Vec<StageStats>,
 }
 
 /// Runs the recorded prompts call by call (each call's prompts together, as the run had
@@ -97,62 +81,44 @@ pub fn replay(
     for r in recorded {
         calls.entry(r.call).or_default().push(r);
     }
-    let mut total = BatchTimings::default();
-    let (mut prompt_tokens, mut reused, mut generated) = (0, 0, 0);
+    let started = Instant::now();
+    let mut total = StageStats::new("replay");
     let (mut common, mut longest, mut identical) = (0usize, 0usize, 0usize);
     let mut per_call = Vec::new();
     for (&call, prompts) in &calls {
+        let call_started = Instant::now();
+        let mut figures = StageStats::new(&format!("call {call}"));
         let inputs: Vec<(Vec<u32>, usize)> = prompts
             .iter()
             .map(|p| (p.prompt_ids.clone(), p.max_new_tokens))
             .collect();
         let (results, timings) = engine.generate_from_ids(&inputs, decoding, &mut |_| {})?;
-        total.add(&timings);
-        let mut figures = CallFigures {
-            call,
-            rows: prompts.len(),
-            prompt_tokens: 0,
-            generated_tokens: 0,
-            prefill_s: timings.prefill.as_secs_f64(),
-            decode_s: timings.decode.as_secs_f64(),
-        };
+        figures.add_timings(&timings);
+        total.add_timings(&timings);
         for (p, result) in prompts.iter().zip(results) {
             let g = result?;
-            prompt_tokens += g.prompt_tokens;
-            reused += g.reused_tokens;
-            generated += g.new_tokens;
-            figures.prompt_tokens += g.prompt_tokens;
-            figures.generated_tokens += g.new_tokens;
-            let same = g
+            figures.add(&g);
+            total.add(&g);
+            common += g
                 .ids
                 .iter()
                 .zip(&p.generated_ids)
                 .take_while(|(a, b)| a == b)
                 .count();
-            common += same;
             longest += g.ids.len().max(p.generated_ids.len());
             identical += usize::from(g.ids == p.generated_ids);
         }
+        figures.finish(call_started);
         per_call.push(figures);
     }
-    let rate = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
-    let (prefill_s, decode_s) = (total.prefill.as_secs_f64(), total.decode.as_secs_f64());
+    total.finish(started);
     Ok(ReplayReport {
         model: engine.name().to_string(),
         streamed_bytes: engine.streamed_bytes(),
         batch_rows: engine.batch_rows(),
         prompts: recorded.len(),
         calls: calls.len(),
-        prompt_tokens,
-        reused_prompt_tokens: reused,
-        generated_tokens: generated,
-        prefill_s,
-        decode_s,
-        prefill_tokens_per_s: rate(prompt_tokens, prefill_s),
-        decode_tokens_per_s: rate(generated, decode_s),
-        batches: total.batches,
-        largest_batch: total.largest_batch,
-        decode_steps: total.steps,
+        figures: total,
         agreement: if longest > 0 {
             common as f64 / longest as f64
         } else {

@@ -66,21 +66,21 @@ pub struct StageStats {
 }
 
 impl StageStats {
-    fn new(name: &str) -> Self {
+    pub fn new(name: &str) -> Self {
         StageStats {
             name: name.into(),
             ..Default::default()
         }
     }
 
-    fn add(&mut self, g: &Generation) {
+    pub fn add(&mut self, g: &Generation) {
         self.prompt_tokens += g.prompt_tokens;
         self.reused_prompt_tokens += g.reused_tokens;
         self.generated_tokens += g.new_tokens;
         self.items += 1;
     }
 
-    fn add_timings(&mut self, t: &BatchTimings) {
+    pub fn add_timings(&mut self, t: &BatchTimings) {
         self.prefill_s += t.prefill.as_secs_f64();
         self.decode_s += t.decode.as_secs_f64();
         self.batches += t.batches;
@@ -88,7 +88,7 @@ impl StageStats {
         self.decode_steps += t.steps;
     }
 
-    fn finish(&mut self, started: Instant) {
+    pub fn finish(&mut self, started: Instant) {
         self.wall_s = started.elapsed().as_secs_f64();
         let rate = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
         self.prefill_tokens_per_s = rate(self.prompt_tokens, self.prefill_s);

@@ -262,8 +262,7 @@ impl LlmEngine {
     /// forward pass per step serves every row, so the weights are read once per step instead
     /// of once per row. A prompt that cannot run (too long for the context) gets its own error
     /// and the others go on; `on_done` is called with a request's index when it finishes.
-    /// Greedy results do not depend on the batch they ran in, up to float rounding in the
-    /// attention (see `decode_rows`).
+    /// Greedy results do not depend on the batch they ran in (see `decode_rows`).
     pub fn generate_batch(
         &mut self,
         requests: &[Request],
@@ -393,7 +392,12 @@ impl LlmEngine {
         };
 
         let started = Instant::now();
-        let mut padded_rows = vec![Vec::new(); rows.len()];
+        let cfg = self.model.config();
+        let mut cache = KvCache::batch(
+            cfg.n_layers,
+            (rows.len(), cfg.n_kv_heads, capacity, cfg.head_dim()),
+            self.model.device(),
+        )?;
         let mut first_logits = vec![Vec::new(); rows.len()];
         let mut reused = vec![0; rows.len()];
         // Prefilled in token order, so that prompts sharing a prefix (same task and language)
@@ -417,13 +421,11 @@ impl LlmEngine {
                 .prefill(&p.ids[shared..], &mut self.prefix_cache)?;
             self.cached.extend_from_slice(&p.ids[shared..]);
             first_logits[r] = logits.squeeze(0)?.to_vec1::<f32>()?;
-            padded_rows[r] = self
-                .prefix_cache
-                .padded_row(longest - p.ids.len(), capacity)?;
+            let pad = longest - p.ids.len();
+            cache.set_row(r, self.prefix_cache.padded_row(pad, capacity)?, pad)?;
             reused[r] = shared;
         }
-        let starts = rows.iter().map(|p| longest - p.ids.len()).collect();
-        let mut cache = KvCache::from_rows(padded_rows, longest, starts)?;
+        cache.set_len(longest);
         timings.prefill = started.elapsed();
 
         let started = Instant::now();

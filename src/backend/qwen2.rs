@@ -189,7 +189,7 @@ impl Qwen2 {
         self.forward(&ids, &cos, &sin, mask.as_ref(), cache)
     }
 
-    /// One decoding step for a batch cache (`KvCache::from_rows`): `ids[r]` is row r's newest
+    /// One decoding step for a batch cache (`KvCache::batch`): `ids[r]` is row r's newest
     /// token and `positions[r]` its position in that row's own sequence (rows of different
     /// lengths share the cache's slots, shorter ones left-padded). Returns `[rows, vocab]`.
     pub fn decode_step(
@@ -341,25 +341,43 @@ impl KvCache {
         self.row_starts.as_deref()
     }
 
-    /// A batch cache from `padded_row` rows whose first `len` slots are filled, row r's from
-    /// slot `starts[r]` on.
-    pub fn from_rows(
-        rows: Vec<Vec<(Tensor, Tensor)>>,
-        len: usize,
-        starts: Vec<usize>,
+    /// An empty batch cache of `rows` rows of `capacity` slots each, to be filled row by row
+    /// with `set_row`; written in place so that only one row is ever held twice.
+    pub fn batch(
+        n_layers: usize,
+        (rows, kv_heads, capacity, head_dim): (usize, usize, usize, usize),
+        device: &Device,
     ) -> Result<Self> {
-        let n_layers = rows.first().map_or(0, |r| r.len());
-        let mut layers = Vec::with_capacity(n_layers);
-        for l in 0..n_layers {
-            let ks: Vec<&Tensor> = rows.iter().map(|r| &r[l].0).collect();
-            let vs: Vec<&Tensor> = rows.iter().map(|r| &r[l].1).collect();
-            layers.push(Some((Tensor::cat(&ks, 0)?, Tensor::cat(&vs, 0)?)));
-        }
+        let zeros = || Tensor::zeros((rows, kv_heads, capacity, head_dim), DType::F32, device);
+        let layers = (0..n_layers)
+            .map(|_| Ok(Some((zeros()?, zeros()?))))
+            .collect::<Result<Vec<_>>>()?;
         Ok(KvCache {
             layers,
-            len,
-            row_starts: Some(starts),
+            len: 0,
+            row_starts: Some(vec![0; rows]),
         })
+    }
+
+    /// Writes row `r` of a batch cache from a `padded_row` whose filled slots start at `start`.
+    pub fn set_row(&mut self, r: usize, row: Vec<(Tensor, Tensor)>, start: usize) -> Result<()> {
+        let Some(starts) = &mut self.row_starts else {
+            return Err(Error::model("qwen2", "only a batch cache has rows to set"));
+        };
+        starts[r] = start;
+        for (layer, (k, v)) in self.layers.iter().zip(row) {
+            let (kb, vb) = layer
+                .as_ref()
+                .ok_or_else(|| Error::model("qwen2", "empty batch KV cache"))?;
+            kb.slice_set(&k, 0, r)?;
+            vb.slice_set(&v, 0, r)?;
+        }
+        Ok(())
+    }
+
+    /// Marks the first `len` slots of every row of a batch cache as written.
+    pub fn set_len(&mut self, len: usize) {
+        self.len = len;
     }
 
     /// Keeps only rows `keep` (in that order), dropping finished sequences.
