@@ -1,5 +1,7 @@
 //! Model backends running in candle.
 
+pub mod decode_attention;
+pub mod gemv;
 pub mod gguf_tokenizer;
 pub mod llm;
 pub mod marian;

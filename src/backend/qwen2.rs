@@ -433,9 +433,10 @@ impl KvCache {
 
 impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = self.gate.forward(x)?.silu()?;
-        let up = self.up.forward(x)?;
-        self.down.forward(&(gate * up)?)
+        let [gate, up]: [Tensor; 2] = Weight::forward_shared(&[&self.gate, &self.up], x)?
+            .try_into()
+            .map_err(|_| Error::model("qwen2", "two projections expected"))?;
+        self.down.forward(&(gate.silu()? * up)?)
     }
 }
 
@@ -454,22 +455,27 @@ impl Attention {
         let (b, t, _) = x.dims3()?;
         let hd = cfg.head_dim();
         let (nh, nkv) = (cfg.n_heads, cfg.n_kv_heads);
-        let project = |w: &Weight, bias: &Tensor, heads: usize| -> Result<Tensor> {
-            Ok(w.forward(x)?
-                .broadcast_add(bias)?
+        let [q, k, v]: [Tensor; 3] = Weight::forward_shared(&[&self.q, &self.k, &self.v], x)?
+            .try_into()
+            .map_err(|_| Error::model("qwen2", "three projections expected"))?;
+        let heads_first = |y: Tensor, bias: &Tensor, heads: usize| -> Result<Tensor> {
+            Ok(y.broadcast_add(bias)?
                 .reshape((b, t, heads, hd))?
                 .transpose(1, 2)?
                 .contiguous()?)
         };
-        let q = project(&self.q, &self.q_bias, nh)?;
-        let k = project(&self.k, &self.k_bias, nkv)?;
-        let v = project(&self.v, &self.v_bias, nkv)?;
+        let q = heads_first(q, &self.q_bias, nh)?;
+        let k = heads_first(k, &self.k_bias, nkv)?;
+        let v = heads_first(v, &self.v_bias, nkv)?;
         let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
         let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
         let (k, v) = cache.append(layer, &k, &v)?;
         let y = match cache.row_starts() {
             // A batch step: each row attends over its own filled slots only, with the very
             // shapes it would have decoding alone, so batching never changes its result.
+            Some(starts) if t == 1 && k.device().is_cpu() => {
+                super::decode_attention::attend(&q, &k, &v, starts)?
+            }
             Some(starts) if t == 1 => {
                 let total = k.dim(2)?;
                 let rows = starts
