@@ -1,5 +1,6 @@
 //! Times one decoding step's quantized matmuls over all layers (weights cold, as in a real
-//! step), shape by shape. Scratch measurement: `kernels GGUF ROWS`, `TILED=1` for candle's.
+//! step), by kind of matrix: `cargo run --release --example decode_matmuls GGUF ROWS`.
+//! `TILED=1` times candle's tiled kernel instead of `Weight` (which takes ours for one row).
 use candle_core::quantized::{gguf_file::Content, QMatMul};
 use candle_core::{Device, Module, Tensor};
 use std::time::Instant;
