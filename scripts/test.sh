@@ -6,4 +6,14 @@ cd "$(dirname "$0")/.."
 
 cargo build --release --locked
 scripts/ensure-models.sh
+
+# The tiny-checkpoint tests generate their model with numpy (scripts/make-tiny-marian.py):
+# a virtualenv of the project's own, so nothing depends on what a machine happens to have.
+venv=target/test-venv
+if ! "$venv/bin/python" -c "import numpy" 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check numpy==2.4.6
+fi
+export CROSSBRIEF_PYTHON="$PWD/$venv/bin/python"
+
 cargo test --release --locked

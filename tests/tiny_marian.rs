@@ -33,14 +33,20 @@ fn spm() -> PathBuf {
 }
 
 fn generate(dir: &Path, extra: &[&str]) {
-    let status = Command::new("python3")
+    // scripts/test.sh points CROSSBRIEF_PYTHON at a virtualenv that has numpy.
+    let python = std::env::var("CROSSBRIEF_PYTHON").unwrap_or_else(|_| "python3".into());
+    let status = Command::new(&python)
         .arg(root().join("scripts/make-tiny-marian.py"))
         .arg(dir)
         .arg(spm())
         .args(extra)
         .status()
-        .expect("python3 is needed to generate the tiny checkpoint");
-    assert!(status.success());
+        .unwrap_or_else(|e| panic!("{python} is needed to generate the tiny checkpoint: {e}"));
+    assert!(
+        status.success(),
+        "{python} scripts/make-tiny-marian.py failed (it needs numpy; scripts/test.sh sets up \
+         target/test-venv and CROSSBRIEF_PYTHON)"
+    );
 }
 
 fn expected() -> Value {
