@@ -57,9 +57,19 @@ fn main() -> anyhow::Result<()> {
             summary: summary.clone(),
         })
         .collect();
+    // brief.json does not carry the originals: the translations' figures stand in for them.
+    let supported: Vec<f64> = articles
+        .iter()
+        .flat_map(|a| crossbrief::check::numbers(&a.translation, "en"))
+        .flat_map(|(_, values)| values)
+        .collect();
     let model = catalog.profile.brief.clone();
-    let brief = pipeline::write_brief(&mut ctx, &model, &sources, &mut stats)?;
+    let (brief, removed) =
+        pipeline::write_brief(&mut ctx, &model, &sources, &supported, &mut stats)?;
     println!("{brief}\n");
+    for flag in removed {
+        eprintln!("{}", flag.message);
+    }
     eprintln!(
         "{} prompt tokens, {} new tokens",
         stats.prompt_tokens, stats.generated_tokens

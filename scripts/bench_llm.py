@@ -8,6 +8,9 @@ engines do the same work. Greedy. Prints JSON figures on stdout.
                    the previous one (as crossbrief does)
   --mode parallel  up to --batch-rows sequences decoded together in one llama_batch per
                    step, grouped as crossbrief groups them (longest first)
+  --mode sweep     decode throughput at fixed length, as llama-batched-bench measures it:
+                   for each N in --sweep, N prompts of the largest call (repeated if fewer)
+                   each decode exactly --new-tokens tokens together
 
 Run by scripts/bench.sh inside a throwaway virtualenv holding llama-cpp-python.
 """
@@ -188,6 +191,39 @@ def run_parallel(eng, calls, batch_rows):
     return figures(prefill_s, decode_s, prompt_tokens, reused, generated, agree, longest, identical, largest)
 
 
+def run_sweep(eng, calls, sizes, new_tokens):
+    largest = max(calls.values(), key=len)
+    points = []
+    for n in sizes:
+        group = [largest[i % len(largest)] for i in range(n)]
+        L.llama_memory_clear(eng.mem, True)
+        # Prefill each distinct prompt once, sharing the prefix of the one before it; repeats
+        # copy their sequence.
+        first = [None] * n
+        for i, r in enumerate(group):
+            if i >= len(largest):
+                L.llama_memory_seq_cp(eng.mem, i % len(largest), i, 0, -1)
+                first[i] = first[i % len(largest)]
+                continue
+            shared = 0
+            if i > 0:
+                shared = min(common_prefix(group[i - 1]["prompt_ids"], r["prompt_ids"]), len(r["prompt_ids"]) - 1)
+                if shared:
+                    L.llama_memory_seq_cp(eng.mem, i - 1, i, 0, shared)
+            first[i] = eng.prefill(r["prompt_ids"], shared, i)
+        outs = [[tok] for tok in first]
+        t = time.perf_counter()
+        for _ in range(new_tokens - 1):
+            items = [(outs[i][-1], len(r["prompt_ids"]) + len(outs[i]) - 1, i, True) for i, r in enumerate(group)]
+            for i, tok in enumerate(eng.decode(items)):
+                outs[i].append(tok)
+        decode_s = time.perf_counter() - t
+        # As crossbrief counts it: the first new token comes from the prefill.
+        points.append({"rows": n, "new_tokens": new_tokens, "decode_s": decode_s,
+                       "decode_tokens_per_s": n * new_tokens / decode_s})
+    return points
+
+
 def figures(prefill_s, decode_s, prompt_tokens, reused, generated, agree, longest, identical, largest):
     return {
         "prefill_s": prefill_s,
@@ -208,12 +244,22 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gguf", required=True)
     ap.add_argument("--prompts", required=True)
-    ap.add_argument("--mode", choices=["single", "parallel"], required=True)
+    ap.add_argument("--mode", choices=["single", "parallel", "sweep"], required=True)
+    ap.add_argument("--sweep", default="1,8,16,32", help="batch sizes of --mode sweep")
+    ap.add_argument("--new-tokens", type=int, default=64, help="new tokens per row in --mode sweep")
     ap.add_argument("--batch-rows", type=int, default=32)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     args = ap.parse_args()
     calls = load_prompts(args.prompts)
     rows = [r for rs in calls.values() for r in rs]
+    if args.mode == "sweep":
+        sizes = [int(n) for n in args.sweep.split(",")]
+        largest = max(calls.values(), key=len)
+        longest = max(len(r["prompt_ids"]) for r in largest)
+        eng = Engine(args.gguf, max(sizes) * (longest + args.new_tokens) + 16, max(sizes), args.threads)
+        print(json.dumps({"engine": "llama.cpp via llama-cpp-python " + L.__version__,
+                          "sweep": run_sweep(eng, calls, sizes, args.new_tokens)}, indent=2))
+        return
     if args.mode == "single":
         need = max(len(r["prompt_ids"]) + len(r["generated_ids"]) for r in rows) + 16
         eng = Engine(args.gguf, need, 1, args.threads)

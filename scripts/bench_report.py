@@ -80,6 +80,26 @@ def main():
         f"batched = {rate(batched['decode_tokens_per_s'], parallel['decode_tokens_per_s']):.2f}× llama.cpp's parallel decode."
     )
 
+    ours = load(folder, "crossbrief-sweep.json")
+    theirs = {p["rows"]: p for p in load(folder, "llama-sweep.json")["sweep"]}
+    print("\n## Decode throughput at fixed length (64 new tokens per row, every row live every step)\n")
+    print("| rows | crossbrief tok/s | × its 1 row | llama.cpp tok/s | × its 1 row | crossbrief × llama.cpp |")
+    print("|---|---|---|---|---|---|")
+    ours1 = ours[0]["decode_tokens_per_s"]
+    theirs1 = theirs[min(theirs)]["decode_tokens_per_s"]
+    for p in ours:
+        t = theirs.get(p["rows"], {}).get("decode_tokens_per_s", 0.0)
+        print(
+            f"| {p['rows']} | {p['decode_tokens_per_s']:.1f} | {rate(p['decode_tokens_per_s'], ours1):.2f} "
+            f"| {t:.1f} | {rate(t, theirs1):.2f} | {rate(p['decode_tokens_per_s'], t):.2f} |"
+        )
+    top = max(ours, key=lambda p: p["decode_tokens_per_s"])
+    print(
+        f"\nBest batched aggregate decode: {top['decode_tokens_per_s']:.1f} tok/s at {top['rows']} rows = "
+        f"{rate(top['decode_tokens_per_s'], ours1):.2f}× crossbrief's 1-row decode in this sweep and "
+        f"{rate(top['decode_tokens_per_s'], b1['decode_tokens_per_s']):.2f}× its batch-1 replay above."
+    )
+
     ceiling = bw["read_gb_s"] * 1e9 / b1["streamed_bytes"]
     print(
         f"\n## Ceiling\n\nMemory read bandwidth {bw['read_gb_s']:.1f} GB/s ({bw['threads']} threads, "

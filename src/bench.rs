@@ -1,5 +1,6 @@
 //! Figures for `crossbrief bench`: memory bandwidth (the ceiling of one-sequence decoding) and
-//! a replay of a run's recorded LLM prompts at a chosen batch size.
+//! a replay of a run's recorded LLM prompts at a chosen batch size, and decode throughput at
+//! fixed lengths over a range of batch sizes.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -127,4 +128,58 @@ pub fn replay(
         identical_prompts: identical,
         per_call,
     })
+}
+
+/// Decode throughput of one batch size in [`sweep`].
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepPoint {
+    pub rows: usize,
+    pub new_tokens: usize,
+    pub decode_s: f64,
+    /// All rows' new tokens over the decoding time.
+    pub decode_tokens_per_s: f64,
+}
+
+/// For each batch size: that many prompts of the recorded call with the most prompts (the
+/// sample run's translation chunks; repeated when there are fewer) decode exactly `new_tokens` each, all together and past stop tokens, as llama.cpp's
+/// `llama-batched-bench` measures; so every step carries every row, unlike a real run whose
+/// rows finish at different times.
+pub fn sweep(
+    engine: &mut LlmEngine,
+    recorded: &[RecordedPrompt],
+    sizes: &[usize],
+    new_tokens: usize,
+    decoding: Decoding,
+) -> Result<Vec<SweepPoint>> {
+    let mut calls: BTreeMap<usize, Vec<&RecordedPrompt>> = BTreeMap::new();
+    for r in recorded {
+        calls.entry(r.call).or_default().push(r);
+    }
+    let largest = calls.into_values().max_by_key(Vec::len).unwrap_or_default();
+    let mut points = Vec::new();
+    engine.set_ignore_stops(true);
+    for &rows in sizes {
+        let rows = rows.max(1);
+        let inputs: Vec<(Vec<u32>, usize)> = largest
+            .iter()
+            .cycle()
+            .take(rows)
+            .map(|p| (p.prompt_ids.clone(), new_tokens))
+            .collect();
+        engine.set_batch_rows(rows);
+        let (results, timings) = engine.generate_from_ids(&inputs, decoding, &mut |_| {})?;
+        let mut generated = 0;
+        for result in results {
+            generated += result?.new_tokens;
+        }
+        let decode_s = timings.decode.as_secs_f64();
+        points.push(SweepPoint {
+            rows,
+            new_tokens,
+            decode_s,
+            decode_tokens_per_s: generated as f64 / decode_s,
+        });
+    }
+    engine.set_ignore_stops(false);
+    Ok(points)
 }

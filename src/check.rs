@@ -11,6 +11,21 @@ use serde::{Deserialize, Serialize};
 static NUMBER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\d+(?:[.,\u{066B}\u{066C}]\d+|[ \u{202F}]\d{3}\b)*").unwrap());
 
+/// A number grouped in thousands by spaces ("1 000", "12 500 000"), French and Portuguese style.
+static SPACE_GROUPED: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b\d{1,3}(?:[ \u{00A0}\u{202F}]\d{3})+\b").unwrap());
+
+/// The text with the spaces that group digits in thousands removed ("1 000" -> "1000"), as the
+/// translation model is shown it: small models render a grouping space as ", " ("1, 000"),
+/// which no longer reads as one number. The value is unchanged.
+pub fn join_digit_groups(text: &str) -> String {
+    SPACE_GROUPED
+        .replace_all(text, |c: &regex::Captures| {
+            c[0].replace([' ', '\u{00A0}', '\u{202F}'], "")
+        })
+        .into_owned()
+}
+
 /// A problem found in one article, reported in `brief.json` and as a footnote in `brief.md`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Flag {
@@ -33,6 +48,16 @@ pub enum FlagKind {
     Language,
     /// The brief cites a source number that does not exist.
     Citation,
+    /// A Latin-script name or ticker of the source is not in the translation.
+    MissingName,
+    /// A month or weekday of the source is not in the translation.
+    MissingDate,
+    /// An amount kept its value but lost or changed its unit (percent, currency).
+    ChangedUnit,
+    /// The translation is far shorter or longer than translations of this language run.
+    LengthRatio,
+    /// A brief sentence gave a figure that no source article has; it was removed.
+    UnsupportedNumber,
 }
 
 /// Arabic-Indic and Extended Arabic-Indic digits to ASCII; the Arabic percent sign to `%`.
@@ -115,9 +140,17 @@ fn scale_after<'a>(rest: &'a str, lang: &str) -> Option<(&'a str, f64)> {
 /// comma or point can be a decimal or a thousands separator, and a scale word after it
 /// ("mil milhões", "milliards", "مليار", "billion") multiplies it.
 pub fn numbers(text: &str, lang: &str) -> Vec<(String, Vec<f64>)> {
-    let text = ascii_digits(text);
+    number_spans(&ascii_digits(text), lang)
+        .into_iter()
+        .map(|(_, _, literal, values)| (literal, values))
+        .collect()
+}
+
+/// As [`numbers`], on text already through [`ascii_digits`], with where each number's digits
+/// start and end.
+pub fn number_spans(text: &str, lang: &str) -> Vec<(usize, usize, String, Vec<f64>)> {
     NUMBER
-        .find_iter(&text)
+        .find_iter(text)
         .map(|m| {
             let digits = m.as_str().trim();
             let (literal, factor) = match scale_after(&text[m.end()..], lang) {
@@ -125,7 +158,7 @@ pub fn numbers(text: &str, lang: &str) -> Vec<(String, Vec<f64>)> {
                 None => (digits.to_string(), 1.0),
             };
             let values = readings(digits).into_iter().map(|v| v * factor).collect();
-            (literal, values)
+            (m.start(), m.end(), literal, values)
         })
         .collect()
 }
@@ -147,7 +180,8 @@ pub fn scaled_amounts(text: &str, lang: &str) -> Vec<(String, String)> {
     out
 }
 
-fn english_amount(value: f64) -> String {
+/// A value as English writes it: "4.7 billion", "3,000".
+pub fn english_amount(value: f64) -> String {
     for (factor, word) in [(1e12, "trillion"), (1e9, "billion"), (1e6, "million")] {
         if value >= factor {
             let scaled = format!("{:.3}", value / factor);
@@ -190,7 +224,8 @@ fn readings(literal: &str) -> Vec<f64> {
     values
 }
 
-fn same(a: f64, b: f64) -> bool {
+/// Equal values, up to float rounding.
+pub fn same(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
 
@@ -356,5 +391,26 @@ mod tests {
         assert!(!has_repetition_loop(
             "Shares rose 11% on Monday, near a four-year high."
         ));
+    }
+
+    #[test]
+    fn grouping_spaces_are_joined_and_values_kept() {
+        let text = "recrutera 1 000 techniciens, 12\u{202F}500 euros, en 2019 300 jours";
+        assert_eq!(
+            join_digit_groups(text),
+            "recrutera 1000 techniciens, 12500 euros, en 2019 300 jours"
+        );
+        let before: Vec<_> = numbers("1 000 e 12 500", "pt")
+            .into_iter()
+            .map(|n| n.1)
+            .collect();
+        let after: Vec<_> = numbers(&join_digit_groups("1 000 e 12 500"), "pt")
+            .into_iter()
+            .map(|n| n.1)
+            .collect();
+        assert!(before
+            .iter()
+            .zip(&after)
+            .all(|(b, a)| a.iter().all(|v| b.contains(v))));
     }
 }

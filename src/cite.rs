@@ -72,6 +72,37 @@ fn attribute(sentence: &str, summaries: &[String]) -> Vec<usize> {
     }
 }
 
+/// Citation groups placed after a sentence's period go before it ("… high. [2]" becomes
+/// "… high [2]."), and a group repeated back to back is kept once, so that each sentence
+/// carries its own citations.
+pub fn normalize_citations(text: &str) -> String {
+    static AFTER_PERIOD: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"([.!?])((?:\s*\[\d+(?:\s*,\s*\d+)*\])+)").expect("valid regex")
+    });
+    static REPEATED: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(\[\d+(?:\s*,\s*\d+)*\])(?:\s*\[\d+(?:\s*,\s*\d+)*\])+").expect("valid regex")
+    });
+    let moved = AFTER_PERIOD.replace_all(text, |c: &regex::Captures| {
+        let groups: String = c[2].split_whitespace().collect();
+        format!(" {groups}{}", &c[1])
+    });
+    let deduped = REPEATED.replace_all(&moved, |c: &regex::Captures| {
+        let mut seen: Vec<String> = Vec::new();
+        for g in CITATION.find_iter(&c[0]) {
+            let g = g.as_str().to_string();
+            if !seen.contains(&g) {
+                seen.push(g);
+            }
+        }
+        seen.concat()
+    });
+    deduped
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Returns the brief with repeated sentences removed and citations added where a sentence
 /// repeats a source's summary but cites nothing; also the number of citations added.
 pub fn ground(brief: &str, summaries: &[String]) -> (String, usize) {
@@ -122,7 +153,50 @@ pub fn ground(brief: &str, summaries: &[String]) -> (String, usize) {
     (paragraphs.join("\n\n"), added)
 }
 
-fn split_final_punctuation(sentence: &str) -> (&str, &str) {
+/// Removes the sentences of `brief` that give a number whose value is none of `supported`
+/// (the numbers of the source articles), with a flag for each: a figure in a brief must
+/// come from a source. Citations are not figures.
+pub fn drop_unsupported_numbers(brief: &str, supported: &[f64]) -> (String, Vec<Flag>) {
+    let mut flags = Vec::new();
+    let paragraphs: Vec<String> = brief
+        .split("\n\n")
+        .map(|paragraph| {
+            segment::sentences(paragraph)
+                .into_iter()
+                .filter(|sentence| {
+                    let bare = CITATION.replace_all(sentence, "");
+                    let unsupported: Vec<String> = crate::check::numbers(&bare, "en")
+                        .into_iter()
+                        .filter(|(_, values)| {
+                            !values
+                                .iter()
+                                .any(|v| supported.iter().any(|s| crate::check::same(*v, *s)))
+                        })
+                        .map(|(literal, _)| literal)
+                        .collect();
+                    if unsupported.is_empty() {
+                        return true;
+                    }
+                    flags.push(Flag {
+                        kind: FlagKind::UnsupportedNumber,
+                        message: format!(
+                            "removed from the brief, as no source article has {}: \"{}\"",
+                            unsupported.join(", "),
+                            sentence.trim()
+                        ),
+                    });
+                    false
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|p| !p.is_empty())
+        .collect();
+    (paragraphs.join("\n\n"), flags)
+}
+
+/// A sentence without its final period, and that period.
+pub fn split_final_punctuation(sentence: &str) -> (&str, &str) {
     let trimmed = sentence.trim_end();
     match trimmed.char_indices().last() {
         Some((i, '.' | '!' | '?')) => (&trimmed[..i], &trimmed[i..]),
@@ -164,6 +238,33 @@ mod tests {
         assert_eq!(
             cited_sources("A [1][3]. B [2, 3]."),
             [1, 2, 3].into_iter().collect()
+        );
+    }
+
+    #[test]
+    fn sentences_with_figures_no_source_has_are_removed() {
+        let supported = [683e6, 11.0, 1000.0];
+        let (kept, flags) = drop_unsupported_numbers(
+            "Nvidia invested $683 million [3]. Shares rose 14% [1]. It hires 1,000 people [2].",
+            &supported,
+        );
+        assert_eq!(
+            kept,
+            "Nvidia invested $683 million [3]. It hires 1,000 people [2]."
+        );
+        assert_eq!(flags.len(), 1);
+        assert!(flags[0].message.contains("14"), "{}", flags[0].message);
+    }
+
+    #[test]
+    fn citations_after_a_period_move_before_it() {
+        assert_eq!(
+            normalize_citations("Shares rose 11%. [2] Thomas leads it [1][1]. Done [3]."),
+            "Shares rose 11% [2]. Thomas leads it [1]. Done [3]."
+        );
+        assert_eq!(
+            normalize_citations("A source [5]. [5] Next one."),
+            "A source [5]. Next one."
         );
     }
 

@@ -44,6 +44,8 @@ pub enum Command {
     Run(RunArgs),
     /// Print the English translation of one file.
     Translate(TranslateArgs),
+    /// Translate a line-aligned corpus and score it against English references (chrF, BLEU).
+    Eval(EvalArgs),
     /// List, download or verify the models of the profile.
     Models {
         #[command(subcommand)]
@@ -78,6 +80,14 @@ pub enum BenchAction {
         /// Prompts decoded together at most (default: the manifest's).
         #[arg(long)]
         batch_rows: Option<usize>,
+        /// Instead of the replay, decode throughput at these batch sizes (e.g. 1,8,16,32):
+        /// that many of the prompts (repeated if fewer) each decode exactly --new-tokens
+        /// tokens together, past stop tokens.
+        #[arg(long, value_delimiter = ',')]
+        sweep: Vec<usize>,
+        /// New tokens per row in --sweep.
+        #[arg(long, default_value_t = 64)]
+        new_tokens: usize,
         /// Never download: use only models already in the local cache.
         #[arg(long)]
         no_download: bool,
@@ -152,6 +162,53 @@ pub struct TranslateArgs {
     /// Refuse input files larger than this many bytes.
     #[arg(long, default_value_t = 16 * DEFAULT_MAX_BYTES)]
     pub max_bytes: u64,
+
+    /// Never download: use only models already in the local cache.
+    #[arg(long)]
+    pub no_download: bool,
+
+    #[command(flatten)]
+    pub decoding: DecodingArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Source language (ISO 639-1: pt, fr, ar, …).
+    #[arg(long = "from")]
+    pub from: String,
+
+    /// Source text, one segment per line.
+    #[arg(long)]
+    pub src: PathBuf,
+
+    /// English references, line-aligned with --src.
+    #[arg(long = "ref")]
+    pub reference: PathBuf,
+
+    /// Document ids, one per line (for --documents and --skip-docs).
+    #[arg(long)]
+    pub docids: Option<PathBuf>,
+
+    /// Translate each document whole, as an article (its lines joined), and score documents
+    /// instead of lines.
+    #[arg(long, requires = "docids")]
+    pub documents: bool,
+
+    /// Leave out the first N documents (where the prompts' worked examples come from).
+    #[arg(long, requires = "docids", default_value_t = 0)]
+    pub skip_docs: usize,
+
+    /// Translate with this model instead of the profile's translator for the language.
+    #[arg(long)]
+    pub model: Option<String>,
+
+    /// Write the translations here, one segment (line or document) per line.
+    #[arg(long)]
+    pub hyp: Option<PathBuf>,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 
     /// Never download: use only models already in the local cache.
     #[arg(long)]

@@ -10,7 +10,7 @@ use crossbrief::article;
 use crossbrief::check;
 use crossbrief::clean::{self, BoilerplateRules};
 use crossbrief::cli::{
-    BenchAction, Cli, Command, DecodingArgs, ModelsAction, RunArgs, TranslateArgs,
+    BenchAction, Cli, Command, DecodingArgs, EvalArgs, ModelsAction, RunArgs, TranslateArgs,
 };
 use crossbrief::device;
 use crossbrief::hub::{self, Resolver};
@@ -77,6 +77,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             translate(&cli.device.open()?, &resources, &catalog, progress, args)
         }
+        Command::Eval(args) => {
+            let lang = args.from.to_ascii_lowercase();
+            let model = match &args.model {
+                Some(m) => m.clone(),
+                None => catalog
+                    .translator_for(&lang)
+                    .with_context(|| {
+                        format!(
+                            "profile {} has no translator for {lang}",
+                            catalog.profile_name
+                        )
+                    })?
+                    .to_string(),
+            };
+            if catalog.model(&model)?.architecture.is_translator() {
+                single_threaded_kernels();
+            }
+            eval(
+                &cli.device.open()?,
+                &resources,
+                &catalog,
+                progress,
+                args,
+                &lang,
+                &model,
+            )
+        }
         Command::Models { action } => models(&catalog, action, cli.quiet),
         Command::Bench { action } => bench(&cli.device, &resources, &catalog, progress, action),
     }
@@ -103,6 +130,8 @@ fn bench(
             prompts,
             model,
             batch_rows,
+            sweep,
+            new_tokens,
             no_download,
         } => {
             let text = std::fs::read_to_string(&prompts)
@@ -124,6 +153,12 @@ fn bench(
             )?;
             let decoding = ctx.decoding.resolve(catalog.model(&model)?);
             let engine = ctx.registry.llm(&model)?;
+            if !sweep.is_empty() {
+                let points =
+                    crossbrief::bench::sweep(engine, &recorded, &sweep, new_tokens, decoding)?;
+                println!("{}", serde_json::to_string_pretty(&points)?);
+                return Ok(ExitCode::SUCCESS);
+            }
             if let Some(rows) = batch_rows {
                 engine.set_batch_rows(rows);
             }
@@ -346,6 +381,47 @@ fn translate(
     let mut stdout = std::io::stdout().lock();
     let separator = if args.lines { "\n" } else { "\n\n" };
     writeln!(stdout, "{}", output.join(separator))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval(
+    device: &candle_core::Device,
+    resources: &Resources,
+    catalog: &Catalog,
+    progress: Progress,
+    args: EvalArgs,
+    lang: &str,
+    model: &str,
+) -> anyhow::Result<ExitCode> {
+    let corpus =
+        crossbrief::eval::Corpus::load(&args.src, &args.reference, args.docids.as_deref())?
+            .skip_documents(args.skip_docs);
+    let mut ctx = context(
+        device,
+        resources,
+        catalog,
+        progress,
+        overrides(&args.decoding),
+        args.no_download,
+    )?;
+    let report = crossbrief::eval::evaluate(&mut ctx, lang, model, &corpus, args.documents)?;
+    if let Some(path) = &args.hyp {
+        std::fs::write(path, report.hypotheses.join("\n") + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{lang}→en, {} {}, {}: chrF {:.2}, BLEU {:.2} ({:.1} s)",
+            report.segments,
+            report.mode,
+            report.translator,
+            report.chrf,
+            report.bleu,
+            report.wall_s
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

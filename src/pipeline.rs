@@ -15,13 +15,17 @@ use crate::backend::{BatchTimings, Decoding, Finish, Generation, LlmEngine, Requ
 use crate::check::{self, Flag, FlagKind};
 use crate::clean::{self, BoilerplateRules, Cleaned, Removal};
 use crate::error::{Error, Result};
+use crate::fidelity::{self, Problem};
 use crate::lang::{self, Detection};
-use crate::manifest::{Catalog, ModelManifest, TaskSettings};
+use crate::llm_translate;
+use crate::manifest::{Catalog, ModelManifest};
 use crate::progress::Progress;
 use crate::prompts::{BriefSource, Prompts};
+use crate::reconcile::{self, Difference};
 use crate::registry::{Engine, Registry};
 use crate::report;
 use crate::segment::{self, Chunk};
+use crate::stories;
 
 /// Overrides of the manifest's decoding settings from the command line.
 #[derive(Debug, Clone, Copy, Default)]
@@ -140,6 +144,12 @@ pub struct ArticleOutcome {
     pub source_paragraphs: usize,
     pub translation_paragraphs: usize,
     pub flags: Vec<Flag>,
+    /// Chunks translated again after failing the fidelity check.
+    #[serde(default)]
+    pub retried_chunks: usize,
+    /// The cleaned original (title and paragraphs), which facts are checked against.
+    #[serde(skip)]
+    pub original: String,
     pub removed: Vec<Removal>,
 }
 
@@ -217,12 +227,14 @@ pub fn prepare(
 
 /// What went wrong in one translated unit (paragraph, line or title), kept per unit so that a
 /// batch spanning several articles can be split back into articles.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct UnitIssues {
     /// Chunks that stopped at the new-token budget or length limit.
     pub budget_hits: usize,
     /// Chunks that ended in a repetition loop.
     pub loops: usize,
+    /// What the fidelity check still finds wrong in the translation kept.
+    pub problems: Vec<Problem>,
 }
 
 /// Units translated by one translator.
@@ -231,7 +243,7 @@ pub struct Translated {
     pub translator: String,
     pub units: Vec<String>,
     pub issues: Vec<UnitIssues>,
-    /// Chunks translated again sentence by sentence because a number went missing.
+    /// Chunks translated again because their first translation failed the fidelity check.
     pub retried: usize,
 }
 
@@ -257,15 +269,6 @@ impl Translated {
     }
 }
 
-/// Chunk-level result of `translate_chunks`.
-pub struct ChunkResults {
-    pub texts: Vec<String>,
-    pub cut: Vec<bool>,
-    pub looped: Vec<bool>,
-    /// Chunks translated again sentence by sentence.
-    pub retried: Vec<bool>,
-}
-
 impl DecodingOverride {
     /// A dedicated translator's manifest settings with these overrides applied.
     pub fn apply(self, settings: &mut MarianSettings) {
@@ -284,138 +287,6 @@ impl DecodingOverride {
             seed: self.seed.unwrap_or(defaults.seed),
         }
     }
-}
-
-/// Removes what small models wrap around an answer: the prompt's tags, a leading label, line
-/// breaks inside one paragraph.
-fn tidy_translation(text: &str) -> String {
-    let mut t = text.trim();
-    loop {
-        let before = t.len();
-        for tag in ["<source>", "</source>", "```"] {
-            t = t.trim_start_matches(tag).trim_end_matches(tag).trim();
-        }
-        for label in ["English translation:", "Translation:", "English:"] {
-            t = t.strip_prefix(label).unwrap_or(t).trim();
-        }
-        if t.len() == before {
-            break;
-        }
-    }
-    t.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Translates chunks with an LLM, all of them decoded in batches. A chunk whose translation
-/// lost a number of the source is translated again sentence by sentence (those sentences
-/// batched too), and the version that keeps more of the source's numbers wins.
-/// `languages[i]` is the source language of `chunks[i]`.
-#[allow(clippy::too_many_arguments)]
-pub fn translate_chunks(
-    engine: &mut LlmEngine,
-    prompts: &Prompts,
-    languages: &[&str],
-    chunks: &[Chunk],
-    task: TaskSettings,
-    decoding: Decoding,
-    stats: &mut StageStats,
-    bar: &ProgressBar,
-) -> Result<ChunkResults> {
-    let texts: Vec<(&str, &str, usize)> = chunks
-        .iter()
-        .zip(languages)
-        .map(|(c, &lang)| (lang, c.text.as_str(), c.tokens))
-        .collect();
-    let first = translate_texts(engine, prompts, &texts, task, decoding, stats, bar)?;
-    let mut out = ChunkResults {
-        texts: Vec::with_capacity(chunks.len()),
-        cut: Vec::with_capacity(chunks.len()),
-        looped: Vec::with_capacity(chunks.len()),
-        retried: vec![false; chunks.len()],
-    };
-
-    // Second round: the sentences of every chunk that lost a number, batched together.
-    let mut retry_sentences: Vec<(usize, String)> = Vec::new();
-    for (i, (chunk, done)) in chunks.iter().zip(&first).enumerate() {
-        let missing = check::lost_numbers(&chunk.text, languages[i], &done.0);
-        let sentences = segment::sentences(&chunk.text);
-        if !missing.is_empty() && sentences.len() > 1 {
-            out.retried[i] = true;
-            retry_sentences.extend(sentences.into_iter().map(|s| (i, s)));
-        }
-    }
-    let mut retried: Vec<Vec<(String, bool, bool)>> = vec![Vec::new(); chunks.len()];
-    if !retry_sentences.is_empty() {
-        bar.inc_length(retry_sentences.len() as u64);
-        let texts = retry_sentences
-            .iter()
-            .map(|(i, s)| Ok((languages[*i], s.as_str(), engine.count_tokens(s)?)))
-            .collect::<Result<Vec<_>>>()?;
-        let done = translate_texts(engine, prompts, &texts, task, decoding, stats, bar)?;
-        for ((i, _), d) in retry_sentences.iter().zip(done) {
-            retried[*i].push(d);
-        }
-    }
-    for (i, (chunk, (mut text, mut cut, mut looped))) in chunks.iter().zip(first).enumerate() {
-        if out.retried[i] {
-            let parts = &retried[i];
-            let retry: String = parts
-                .iter()
-                .map(|p| p.0.as_str())
-                .collect::<Vec<_>>()
-                .join(" ");
-            let before = check::lost_numbers(&chunk.text, languages[i], &text).len();
-            if check::lost_numbers(&chunk.text, languages[i], &retry).len() < before {
-                cut = parts.iter().any(|p| p.1);
-                looped = parts.iter().any(|p| p.2);
-                text = retry;
-            }
-        }
-        out.texts.push(text);
-        out.cut.push(cut);
-        out.looped.push(looped);
-    }
-    Ok(out)
-}
-
-/// Translates `(language, text, source tokens)` items in batches; per item: the tidied text,
-/// whether it hit its token budget, whether it ended in a repetition loop.
-fn translate_texts(
-    engine: &mut LlmEngine,
-    prompts: &Prompts,
-    items: &[(&str, &str, usize)],
-    task: TaskSettings,
-    decoding: Decoding,
-    stats: &mut StageStats,
-    bar: &ProgressBar,
-) -> Result<Vec<(String, bool, bool)>> {
-    let requests = items
-        .iter()
-        .map(|&(lang, text, tokens)| {
-            Ok(Request {
-                messages: prompts.translate(lang, text)?,
-                max_new_tokens: task.max_new_tokens(tokens),
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let (results, timings) = engine.generate_batch(&requests, decoding, &mut |_| bar.inc(1))?;
-    stats.add_timings(&timings);
-    bar.set_message(format!(
-        "decode {:.1} tok/s, batch {}",
-        stats.generated_tokens as f64 / stats.decode_s.max(1e-9),
-        timings.largest_batch
-    ));
-    results
-        .into_iter()
-        .map(|r| {
-            let g = r?;
-            stats.add(&g);
-            Ok((
-                tidy_translation(&g.text),
-                g.finish == Finish::Budget,
-                check::has_repetition_loop(&g.text),
-            ))
-        })
-        .collect()
 }
 
 /// Translates independent units (paragraphs, lines, a title) with the profile's translator
@@ -471,7 +342,19 @@ pub fn translate_group(
             let mut translated = translate_segments(engine, &all, segmentation, stage, bar)?;
             return Ok(docs
                 .iter()
-                .map(|d| translated.take_front(d.1.len()))
+                .map(|(lang, units)| {
+                    let mut own = translated.take_front(units.len());
+                    // Checked unit by unit; a deterministic translator gives the same again,
+                    // so nothing is retried.
+                    for ((unit, text), issues) in units.iter().zip(&own.units).zip(&mut own.issues)
+                    {
+                        issues.problems = fidelity::problems(unit, lang, text)
+                            .into_iter()
+                            .filter(|p| p.kind != FlagKind::Repetition)
+                            .collect();
+                    }
+                    own
+                })
                 .collect());
         }
         Engine::Llm(engine) => engine,
@@ -489,7 +372,7 @@ pub fn translate_group(
         chunks.extend(own);
     }
     bar.inc_length(chunks.len() as u64);
-    let results = translate_chunks(
+    let results = llm_translate::translate_chunks(
         engine,
         &ctx.prompts,
         &languages,
@@ -506,8 +389,15 @@ pub fn translate_group(
             let own = &chunks[span.clone()];
             let mut issues = vec![UnitIssues::default(); units.len()];
             for (chunk, i) in own.iter().zip(span.clone()) {
-                issues[chunk.paragraph].budget_hits += usize::from(results.cut[i]);
-                issues[chunk.paragraph].loops += usize::from(results.looped[i]);
+                let unit = &mut issues[chunk.paragraph];
+                unit.budget_hits += usize::from(results.cut[i]);
+                for problem in &results.problems[i] {
+                    match problem.kind {
+                        FlagKind::Repetition => unit.loops += 1,
+                        FlagKind::TokenBudget => {}
+                        _ => unit.problems.push(problem.clone()),
+                    }
+                }
             }
             Translated {
                 translator: engine.name().to_string(),
@@ -597,6 +487,7 @@ pub struct RunOutcome {
     pub failures: Vec<Failure>,
     pub brief: Option<String>,
     pub brief_flags: Vec<Flag>,
+    pub differences: Vec<Difference>,
     pub stages: Vec<StageStats>,
 }
 
@@ -719,6 +610,22 @@ pub fn run(
     stage.finish(started);
     stages.push(stage);
 
+    // Where the sources differ, numbered as the brief numbers them.
+    let differences = reconcile::differences(
+        &articles
+            .iter()
+            .filter(|a| a.summary.is_some())
+            .enumerate()
+            .map(|(i, a)| reconcile::Source {
+                n: i + 1,
+                original: &a.original,
+                lang: &a.language,
+                title_en: &a.title_en,
+                body_en: &a.translation,
+            })
+            .collect::<Vec<_>>(),
+    );
+
     // Brief.
     let started = Instant::now();
     let mut stage = StageStats::new("brief");
@@ -744,11 +651,18 @@ pub fn run(
     } else {
         let bar = ctx.progress.stage("brief", 1, "brief");
         let model = ctx.catalog.profile.brief.clone();
-        let result = write_brief(ctx, &model, &sources, &mut stage);
+        let supported: Vec<f64> = articles
+            .iter()
+            .filter(|a| a.summary.is_some())
+            .flat_map(|a| check::numbers(&a.original, &a.language))
+            .flat_map(|(_, values)| values)
+            .collect();
+        let result = write_brief(ctx, &model, &sources, &supported, &mut stage);
         bar.finish_and_clear();
         match result {
-            Ok(text) => {
+            Ok((text, removed)) => {
                 brief_flags = crate::cite::check_citations(&text, sources.len());
+                brief_flags.extend(removed);
                 Some(text)
             }
             Err(e) => {
@@ -765,6 +679,7 @@ pub fn run(
         failures,
         brief,
         brief_flags,
+        differences,
         stages,
     })
 }
@@ -793,6 +708,7 @@ fn finish_article(p: &Prepared, translated: Option<Translated>) -> Result<Articl
     let mut flags = p.flags.clone();
     let units = article_units(p);
 
+    let mut retried_chunks = 0;
     let (translator, body, title_en) = match translated {
         None => (
             "none (source is English)".to_string(),
@@ -813,7 +729,7 @@ fn finish_article(p: &Prepared, translated: Option<Translated>) -> Result<Articl
                 });
             }
             if translated.retried > 0 {
-                tracing::info!(article = %p.doc.id, chunks = translated.retried, "retried sentence by sentence after a number went missing");
+                tracing::info!(article = %p.doc.id, chunks = translated.retried, "translated again after failing the fidelity check");
             }
             let loops = translated.loops();
             if loops > 0 {
@@ -822,29 +738,26 @@ fn finish_article(p: &Prepared, translated: Option<Translated>) -> Result<Articl
                     message: format!("{loops} chunk(s) ended in a repetition loop"),
                 });
             }
+            let after = if translated.retried > 0 {
+                " (still so after translating it again)"
+            } else {
+                ""
+            };
+            let mut seen = Vec::new();
+            for problem in translated.issues.iter().flat_map(|i| &i.problems) {
+                if !seen.contains(problem) {
+                    seen.push(problem.clone());
+                    flags.push(Flag {
+                        kind: problem.kind,
+                        message: format!("{}{after}", problem.describe()),
+                    });
+                }
+            }
+            retried_chunks = translated.retried;
             (translated.translator, body, title_en)
         }
     };
 
-    let source_text = units.join("\n");
-    let target_text = title_en
-        .iter()
-        .chain(body.iter())
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("\n");
-    for number in check::lost_numbers(&source_text, &p.lang.code, &target_text) {
-        flags.push(Flag {
-            kind: FlagKind::MissingNumber,
-            message: format!("number {number} of the source is not in the translation"),
-        });
-    }
-    for number in check::invented_numbers(&source_text, &p.lang.code, &target_text) {
-        flags.push(Flag {
-            kind: FlagKind::ExtraNumber,
-            message: format!("number {number} of the translation is not in the source"),
-        });
-    }
     let title = title_source
         .clone()
         .unwrap_or_else(|| derived_title(paragraphs));
@@ -863,6 +776,8 @@ fn finish_article(p: &Prepared, translated: Option<Translated>) -> Result<Articl
         source_paragraphs: paragraphs.len(),
         translation_paragraphs: body.len(),
         flags,
+        retried_chunks,
+        original: units.join("\n"),
         removed: p.cleaned.removed.clone(),
     })
 }
@@ -953,35 +868,75 @@ pub fn trim_summary(text: &str, finish: Finish) -> String {
 
 const MAX_SUMMARY_SENTENCES: usize = 5;
 
+/// The brief: one paragraph per story ([`stories::group`]), the stories' prompts decoded in
+/// one batch. Each paragraph gets citations where a sentence repeats a summary, loses any
+/// sentence whose figure no source article has (`supported`: their numbers' values), and
+/// cites every article of its story (a sentence of the summary is added for one the model
+/// left out). Returns the brief and flags for what was removed.
 pub fn write_brief(
     ctx: &mut Context,
     model: &str,
     sources: &[BriefSource],
+    supported: &[f64],
     stage: &mut StageStats,
-) -> Result<String> {
+) -> Result<(String, Vec<Flag>)> {
     let manifest = ctx.catalog.model(model)?;
     let task = manifest.generation.brief;
     let decoding = ctx.decoding.resolve(manifest);
-    let messages = ctx.prompts.brief(sources)?;
+    let headlines: Vec<&str> = sources.iter().map(|s| s.title.as_str()).collect();
+    let stories = stories::group(&headlines);
     let engine = ctx.registry.llm(model)?;
-    let input_tokens: usize = sources
-        .iter()
-        .map(|s| engine.count_tokens(&s.summary))
-        .sum::<Result<usize>>()?;
-    let (generation, timings) =
-        engine.generate(&messages, task.max_new_tokens(input_tokens), decoding)?;
-    stage.add(&generation);
+    let mut requests = Vec::with_capacity(stories.len());
+    for members in &stories {
+        let own: Vec<BriefSource> = members.iter().map(|&i| sources[i].clone()).collect();
+        let input_tokens = own
+            .iter()
+            .map(|s| engine.count_tokens(&s.summary))
+            .sum::<Result<usize>>()?;
+        requests.push(Request {
+            messages: ctx.prompts.brief(&own)?,
+            max_new_tokens: task.max_new_tokens(input_tokens),
+        });
+    }
+    let (results, timings) = engine.generate_batch(&requests, decoding, &mut |_| {})?;
     stage.add_timings(&timings);
     let summaries: Vec<String> = sources.iter().map(|s| s.summary.clone()).collect();
-    let (brief, added) =
-        crate::cite::ground(&tidy_brief(&generation.text, generation.finish), &summaries);
-    if added > 0 {
-        tracing::info!(
-            sentences = added,
-            "citations added to brief sentences that repeat a summary"
+    let mut paragraphs = Vec::with_capacity(stories.len());
+    let mut flags = Vec::new();
+    for (members, result) in stories.iter().zip(results) {
+        let generation = result?;
+        stage.add(&generation);
+        let text = crate::cite::normalize_citations(
+            &tidy_brief(&generation.text, generation.finish).replace("\n\n", " "),
         );
+        let (grounded, added) = crate::cite::ground(&text, &summaries);
+        if added > 0 {
+            tracing::info!(
+                sentences = added,
+                "citations added to brief sentences that repeat a summary"
+            );
+        }
+        let (mut paragraph, removed) = crate::cite::drop_unsupported_numbers(&grounded, supported);
+        flags.extend(removed);
+        let cited = crate::cite::cited_sources(&paragraph);
+        for &i in members {
+            let source = &sources[i];
+            if cited.contains(&source.n) {
+                continue;
+            }
+            // The model left this article out: its summary's first sentence stands in.
+            let lead = segment::sentences(&source.summary)
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            let (body, end) = crate::cite::split_final_punctuation(&lead);
+            paragraph = format!("{paragraph} {body} [{}]{end}", source.n)
+                .trim()
+                .to_string();
+        }
+        paragraphs.push(paragraph);
     }
-    Ok(brief)
+    Ok((paragraphs.join("\n\n"), flags))
 }
 
 /// Drops what the brief's prompt forbids but small models add anyway (a title, a copied
@@ -1060,14 +1015,6 @@ mod tests {
         assert_eq!(
             tidy_brief("A is true [1]. B is", Finish::Budget),
             "A is true [1]."
-        );
-    }
-
-    #[test]
-    fn model_chatter_around_a_translation_is_removed() {
-        assert_eq!(
-            tidy_translation("Translation: <source>\nShares rose\n11%.\n</source>"),
-            "Shares rose 11%."
         );
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::ChatMessage;
-use crate::check::scaled_amounts;
+use crate::check::{self, scaled_amounts};
 use crate::error::{Error, Result};
 use crate::lang::english_name;
 use crate::resources::read_text;
@@ -18,12 +18,23 @@ struct PromptFile {
     /// Per-language notes (ISO 639-1 → text) passed to the template as `note`.
     #[serde(default)]
     notes: BTreeMap<String, String>,
+    /// Per-language worked examples, shown to the model as earlier turns of the chat.
+    #[serde(default)]
+    examples: BTreeMap<String, Vec<Example>>,
+}
+
+/// A source text and its English translation.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Example {
+    pub source: String,
+    pub english: String,
 }
 
 /// The three tasks' templates, compiled.
 pub struct Prompts {
     env: minijinja::Environment<'static>,
     translate_notes: BTreeMap<String, String>,
+    translate_examples: BTreeMap<String, Vec<Example>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +59,7 @@ impl Prompts {
     pub fn load(dir: &Path) -> Result<Self> {
         let mut env = minijinja::Environment::new();
         let mut translate_notes = BTreeMap::new();
+        let mut translate_examples = BTreeMap::new();
         for task in TASKS {
             let path = dir.join(format!("{task}.toml"));
             let file: PromptFile =
@@ -57,6 +69,7 @@ impl Prompts {
                 })?;
             if task == "translate" {
                 translate_notes = file.notes;
+                translate_examples = file.examples;
             }
             for (part, source) in [("system", file.system), ("user", file.user)] {
                 let name = format!("{task}.{part}");
@@ -67,6 +80,7 @@ impl Prompts {
         Ok(Prompts {
             env,
             translate_notes,
+            translate_examples,
         })
     }
 
@@ -86,16 +100,29 @@ impl Prompts {
 
     /// `lang` is the ISO 639-1 code; the template sees its English name, its note, and the
     /// English reading of each amount written with a scale word (`amounts`).
-    pub fn translate(&self, lang: &str, text: &str) -> Result<Vec<ChatMessage>> {
-        let note = self.translate_notes.get(lang).cloned().unwrap_or_default();
-        let amounts: Vec<String> = scaled_amounts(text, lang)
-            .into_iter()
-            .map(|(source, english)| format!("{source} = {english}"))
-            .collect();
-        self.messages(
-            "translate",
-            minijinja::context! { source_language => english_name(lang), note => note, amounts => amounts, text => text },
-        )
+    /// `keep`: what the English must contain, listed in the prompt when a chunk is retried.
+    pub fn translate(&self, lang: &str, text: &str, keep: &[String]) -> Result<Vec<ChatMessage>> {
+        let render = |text: &str, keep: &[String]| {
+            let note = self.translate_notes.get(lang).cloned().unwrap_or_default();
+            let amounts: Vec<String> = scaled_amounts(text, lang)
+                .into_iter()
+                .map(|(source, english)| format!("{source} = {english}"))
+                .collect();
+            self.messages(
+                "translate",
+                minijinja::context! { source_language => english_name(lang), note => note, amounts => amounts, keep => keep, text => check::join_digit_groups(text) },
+            )
+        };
+        let mut messages = render(text, keep)?;
+        // Worked examples go between the system prompt and the request, as earlier turns.
+        let request = messages.pop().expect("system and user messages");
+        for example in self.translate_examples.get(lang).into_iter().flatten() {
+            let shown = render(&example.source, &[])?.pop().expect("a user message");
+            messages.push(shown);
+            messages.push(ChatMessage::assistant(example.english.clone()));
+        }
+        messages.push(request);
+        Ok(messages)
     }
 
     pub fn summarize(&self, title: &str, text: &str) -> Result<Vec<ChatMessage>> {
@@ -114,5 +141,21 @@ impl Prompts {
             })
             .collect();
         self.messages("brief", minijinja::context! { sources => views })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_translation_request_shows_space_grouped_numbers_joined() {
+        let prompts =
+            Prompts::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts")).unwrap();
+        let messages = prompts
+            .translate("fr", "Elle recrutera 1 000 techniciens.", &[])
+            .unwrap();
+        let request = &messages.last().unwrap().content;
+        assert!(request.contains("recrutera 1000 techniciens"), "{request}");
     }
 }

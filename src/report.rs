@@ -10,6 +10,7 @@ use crate::check::Flag;
 use crate::error::{Error, Result};
 use crate::lang;
 use crate::pipeline::{ArticleOutcome, Failure, RunOutcome, StageStats};
+use crate::reconcile::{self, Difference};
 use crate::registry::ModelRecord;
 
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
@@ -78,6 +79,8 @@ pub struct SourceEntry {
 pub struct BriefJson<'a> {
     pub brief: String,
     pub brief_flags: &'a [Flag],
+    /// Figures the sources give differently ("Where sources differ" in brief.md).
+    pub differences: &'a [Difference],
     pub sources: Vec<SourceEntry>,
     pub articles: &'a [ArticleOutcome],
     pub failures: &'a [Failure],
@@ -117,6 +120,10 @@ pub fn brief_markdown(outcome: &RunOutcome, sources: &[SourceEntry]) -> String {
     }
     if !outcome.brief_flags.is_empty() {
         md.push_str("\n\n");
+    }
+    if outcome.brief.is_some() {
+        md.push_str(&reconcile::render(&outcome.differences));
+        md.push('\n');
     }
 
     md.push_str("## Sources\n\n");
@@ -189,6 +196,7 @@ pub fn write_brief(out_dir: &Path, outcome: &RunOutcome, run: RunRecord) -> Resu
     let json = BriefJson {
         brief: outcome.brief.clone().unwrap_or_default(),
         brief_flags: &outcome.brief_flags,
+        differences: &outcome.differences,
         sources,
         articles: &outcome.articles,
         failures: &outcome.failures,

@@ -246,3 +246,94 @@ fn outputs_match_golden_files() {
     }
     golden("brief", sample_run().json["brief"].as_str().unwrap());
 }
+
+#[test]
+fn brief_cites_every_article() {
+    let json = &sample_run().json;
+    let brief = json["brief"].as_str().unwrap();
+    let cited = crossbrief::cite::cited_sources(brief);
+    for s in json["sources"].as_array().unwrap() {
+        let n = s["n"].as_u64().unwrap() as usize;
+        assert!(
+            cited.contains(&n),
+            "[{n}] {} is not cited: {brief}",
+            s["id"]
+        );
+    }
+}
+
+#[test]
+fn every_number_of_the_brief_is_in_a_source_article() {
+    let brief = sample_run().json["brief"].as_str().unwrap();
+    // Citations are not figures.
+    let bare = regex::Regex::new(r"\[\d+(?:\s*,\s*\d+)*\]")
+        .unwrap()
+        .replace_all(brief, "");
+    let mut in_sources = Vec::new();
+    for prefix in ["000", "001", "002", "003", "004"] {
+        let p = prepared(prefix);
+        let text = p
+            .cleaned
+            .title
+            .iter()
+            .chain(p.cleaned.paragraphs.iter())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n");
+        in_sources.extend(
+            check::numbers(&text, &p.lang.code)
+                .into_iter()
+                .flat_map(|(_, v)| v),
+        );
+    }
+    for (literal, values) in check::numbers(&bare, "en") {
+        assert!(
+            values
+                .iter()
+                .any(|v| in_sources.iter().any(|s| check::same(*v, *s))),
+            "{literal} of the brief is in no source article: {brief}"
+        );
+    }
+}
+
+#[test]
+fn where_sources_differ_lists_the_stock_rise() {
+    let json = &sample_run().json;
+    let n_of = |prefix: &str| {
+        json["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"].as_str().unwrap().starts_with(prefix))
+            .map(|s| s["n"].as_u64().unwrap())
+            .unwrap()
+    };
+    let (french, arabic) = (n_of("001"), n_of("002"));
+    let differences = json["differences"].as_array().unwrap();
+    let stock = differences
+        .iter()
+        .find(|d| {
+            let claims = d["claims"].as_array().unwrap();
+            let has = |n: u64, value: &str| {
+                claims.iter().any(|c| {
+                    c["source"].as_u64() == Some(n) && c["value"].as_str().unwrap().ends_with(value)
+                })
+            };
+            has(french, "11%") && has(arabic, "14%")
+        })
+        .unwrap_or_else(|| panic!("no 11% vs 14% difference in {differences:#?}"));
+    assert!(
+        stock["subject"].as_str().unwrap().contains("CleanSpark"),
+        "{stock}"
+    );
+    let md = std::fs::read_to_string(sample_run().out.join("brief.md")).unwrap();
+    let section = md
+        .split("## Where sources differ")
+        .nth(1)
+        .expect("brief.md has a Where sources differ section");
+    assert!(
+        section.contains(&format!("11% [{french}]"))
+            && section.contains(&format!("14% [{arabic}]")),
+        "{section}"
+    );
+}

@@ -1,11 +1,15 @@
-//! One activation row times a Q4K or Q6K matrix, read straight from the GGUF blocks.
+//! One or a few activation rows (decoding steps) times a Q4K or Q6K matrix, read straight from the
+//! GGUF blocks.
 //!
 //! Written here because candle's x86 kernels multiply by tiles repacked for many rows, which
-//! hold 1.33× (Q4K) and 1.5× (Q6K) the GGUF bytes; a lone decoding row is bound by how many
-//! bytes it reads. The result is bit-identical to candle's tiled kernels (AVX2, AVX-VNNI and
-//! AVX-512 tiers alike): the integer dot product of each 32 (Q4K) or 16 (Q6K) values is
-//! exact, and the float operations that scale and accumulate them are the very same ones in
-//! the same order. So a sequence decodes to the same tokens alone or in a batch.
+//! hold 1.33× (Q4K) and 1.5× (Q6K) the GGUF bytes, and decoding one or two rows is bound by
+//! the bytes it reads. Each block of 8 matrix rows is unpacked once for all activation rows,
+//! but the per-row horizontal sums make it slower than the tiles from 3 rows on (figures in
+//! `qweight`), so it takes at most 2 rows there.
+//! The result is bit-identical to candle's tiled kernels (AVX2, AVX-VNNI and AVX-512 tiers
+//! alike): the integer dot product of each 32 (Q4K) or 16 (Q6K) values is exact, and the
+//! float operations that scale and accumulate them are the very same ones in the same order,
+//! whatever the number of rows. So a sequence decodes to the same tokens alone or in a batch.
 
 use candle_core::quantized::k_quants::{BlockQ8K, GgmlType};
 
@@ -40,19 +44,31 @@ pub fn available() -> bool {
     }
 }
 
-/// Quantizes one activation row to Q8K blocks, exactly as candle does before its kernels.
-pub fn quantize_row(x: &[f32]) -> Vec<BlockQ8K> {
+/// Activation rows a call takes at most (their accumulators live on the stack).
+pub const MAX_ROWS: usize = 32;
+
+/// Quantizes activation rows (`x` is `rows × k`) to Q8K blocks, exactly as candle does before
+/// its kernels.
+pub fn quantize_rows(x: &[f32]) -> Vec<BlockQ8K> {
     let mut blocks = vec![BlockQ8K::zeros(); x.len() / QK_K];
     BlockQ8K::from_float(x, &mut blocks);
     blocks
 }
 
-/// `outs[i] = matrices[i] · x` for matrices of `k` columns given as (format, GGUF blocks),
-/// `x` quantized by [`quantize_row`]; each `outs[i]` has one value per matrix row, a multiple
-/// of 8. All products share one pass of candle's thread pool, 8 rows per work item.
-pub fn gemv_many(matrices: &[(Format, &[u8])], k: usize, x: &[BlockQ8K], outs: &mut [Vec<f32>]) {
+/// `outs[i] = x · matrices[i]ᵀ` for matrices of `k` columns given as (format, GGUF blocks) and
+/// `rows` ≤ [`MAX_ROWS`] activation rows `x` quantized by [`quantize_rows`]; `outs[i]` is
+/// `rows × n_i`, `n_i` a multiple of 8. All products share one pass of candle's thread pool,
+/// 8 matrix rows per work item.
+pub fn gemv_many(
+    matrices: &[(Format, &[u8])],
+    k: usize,
+    x: &[BlockQ8K],
+    rows: usize,
+    outs: &mut [Vec<f32>],
+) {
     let kb = k / QK_K;
-    assert!(available() && x.len() == kb && matrices.len() == outs.len());
+    assert!(available() && rows <= MAX_ROWS && x.len() == rows * kb);
+    assert!(matrices.len() == outs.len());
     // (first item, row bytes, weights, out) per matrix
     let mut parts = Vec::with_capacity(matrices.len());
     let mut items = 0;
@@ -61,35 +77,39 @@ pub fn gemv_many(matrices: &[(Format, &[u8])], k: usize, x: &[BlockQ8K], outs: &
             Format::Q4K => Q4K_BYTES,
             Format::Q6K => Q6K_BYTES,
         };
-        assert!(out.len() % GROUP == 0 && out.len() * kb * block_bytes <= weights.len());
+        let n = out.len() / rows.max(1);
+        assert!(n % GROUP == 0 && out.len() == rows * n && n * kb * block_bytes <= weights.len());
         parts.push((
             items,
             format,
             kb * block_bytes,
             weights,
             out.as_mut_ptr() as usize,
+            n,
         ));
-        items += out.len() / GROUP;
+        items += n / GROUP;
     }
     let act = x.as_ptr() as usize;
     candle_core::utils::barrier_pool().execute_chunked(items, |range| {
         for item in range {
             let p = parts.partition_point(|part| part.0 <= item) - 1;
-            let (first, format, row_bytes, weights, out) = parts[p];
+            let (first, format, row_bytes, weights, out, n) = parts[p];
             let g = item - first;
-            let rows = weights[g * GROUP * row_bytes..].as_ptr();
+            let w = weights[g * GROUP * row_bytes..].as_ptr();
             let out = (out as *mut f32).wrapping_add(g * GROUP);
+            let act = act as *const u8;
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `available()` checked the features; `rows` starts 8 full rows of `kb`
-            // blocks, `act` holds `kb` blocks, and each item writes its own 8 outputs.
+            // SAFETY: `available()` checked the features; `w` starts 8 full matrix rows of
+            // `kb` blocks, `act` holds `rows × kb` blocks, and each item writes only its own 8
+            // columns of the `rows × n` output.
             unsafe {
                 match format {
-                    Format::Q4K => x86::q4k_rows8(rows, row_bytes, kb, act as *const u8, out),
-                    Format::Q6K => x86::q6k_rows8(rows, row_bytes, kb, act as *const u8, out),
+                    Format::Q4K => x86::q4k_rows8(w, row_bytes, kb, act, rows, out, n),
+                    Format::Q6K => x86::q6k_rows8(w, row_bytes, kb, act, rows, out, n),
                 }
             }
             #[cfg(not(target_arch = "x86_64"))]
-            let _ = (rows, row_bytes, format, act, out);
+            let _ = (w, row_bytes, format, act, out, n);
         }
     });
 }
@@ -203,21 +223,22 @@ mod x86 {
         _mm_set_epi32(mn_hi as i32, mn_lo as i32, sc_hi as i32, sc_lo as i32)
     }
 
+    /// 8 matrix rows (`w`, `row_bytes` apart) times `m` activation rows (`act`, `kb` blocks
+    /// each) into `out[i * n + r]`.
     #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
     pub unsafe fn q4k_rows8(
         w: *const u8,
         row_bytes: usize,
         kb: usize,
         act: *const u8,
+        m: usize,
         out: *mut f32,
+        n: usize,
     ) {
         let mask = _mm256_set1_epi8(0x0F);
-        let mut acc = _mm256_setzero_ps();
+        let mut acc = [_mm256_setzero_ps(); MAX_ROWS];
         for b in 0..kb {
-            let a = act.add(b * Q8K_BYTES);
-            let dall = *(a as *const f32);
-            let aq = a.add(Q8K_QS);
-            let bsums = a.add(Q8K_BSUMS) as *const i16;
             let mut d = [0f32; GROUP];
             let mut dmin = [0f32; GROUP];
             let mut packed = [_mm_setzero_si128(); GROUP];
@@ -230,47 +251,65 @@ mod x86 {
             }
             // column s: the scale of sub-block s in each row; column 8 + s: its min
             let scales_mins = transpose_8x16(&packed);
-            let mut isums = [_mm256_setzero_si256(); 8];
+            let dv = _mm256_loadu_ps(d.as_ptr());
+            let dminv = _mm256_loadu_ps(dmin.as_ptr());
+            // the tiles' per-row f32 scales and mins: d * sc, dmin * m
+            let scales: [__m256; 8] =
+                std::array::from_fn(|s| _mm256_mul_ps(dv, column_u8(&scales_mins, s)));
+            let mins: [__m256; 8] =
+                std::array::from_fn(|s| _mm256_mul_ps(dminv, column_u8(&scales_mins, 8 + s)));
             for c in 0..4 {
-                let a_lo = _mm256_loadu_si256(aq.add(c * 64) as *const __m256i);
-                let a_hi = _mm256_loadu_si256(aq.add(c * 64 + 32) as *const __m256i);
+                // the 8 rows' 4-bit values of sub-blocks 2c (low nibbles) and 2c + 1, unpacked
+                // once for all activation rows
                 let mut lo = [_mm256_setzero_si256(); GROUP];
                 let mut hi = [_mm256_setzero_si256(); GROUP];
                 for r in 0..GROUP {
                     let q = _mm256_loadu_si256(
                         w.add(r * row_bytes + b * Q4K_BYTES + 16 + c * 32) as *const __m256i
                     );
-                    let q_lo = _mm256_and_si256(q, mask);
-                    let q_hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask);
-                    lo[r] = _mm256_maddubs_epi16(q_lo, a_lo);
-                    hi[r] = _mm256_maddubs_epi16(q_hi, a_hi);
+                    lo[r] = _mm256_and_si256(q, mask);
+                    hi[r] = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask);
                 }
-                isums[2 * c] = sum_rows_i16(&lo);
-                isums[2 * c + 1] = sum_rows_i16(&hi);
-            }
-            let dv = _mm256_loadu_ps(d.as_ptr());
-            let dminv = _mm256_loadu_ps(dmin.as_ptr());
-            let dallv = _mm256_set1_ps(dall);
-            for (s, isum) in isums.iter().enumerate() {
-                // the tiles' per-row f32 scale and min: d * sc, dmin * m
-                let scale = _mm256_mul_ps(dv, column_u8(&scales_mins, s));
-                let min = _mm256_mul_ps(dminv, column_u8(&scales_mins, 8 + s));
-                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(*isum), _mm256_mul_ps(scale, dallv), acc);
-                let bsum = (*bsums.add(2 * s) as i32 + *bsums.add(2 * s + 1) as i32) as f32;
-                acc = _mm256_fnmadd_ps(min, _mm256_set1_ps(dall * bsum), acc);
+                for (i, acc) in acc.iter_mut().enumerate().take(m) {
+                    let a = act.add((i * kb + b) * Q8K_BYTES);
+                    let dall = *(a as *const f32);
+                    let aq = a.add(Q8K_QS);
+                    let bsums = a.add(Q8K_BSUMS) as *const i16;
+                    let a_lo = _mm256_loadu_si256(aq.add(c * 64) as *const __m256i);
+                    let a_hi = _mm256_loadu_si256(aq.add(c * 64 + 32) as *const __m256i);
+                    let dallv = _mm256_set1_ps(dall);
+                    for (s, q, a) in [(2 * c, &lo, a_lo), (2 * c + 1, &hi, a_hi)] {
+                        let products: [__m256i; GROUP] =
+                            std::array::from_fn(|r| _mm256_maddubs_epi16(q[r], a));
+                        let isum = sum_rows_i16(&products);
+                        *acc = _mm256_fmadd_ps(
+                            _mm256_cvtepi32_ps(isum),
+                            _mm256_mul_ps(scales[s], dallv),
+                            *acc,
+                        );
+                        let bsum = (*bsums.add(2 * s) as i32 + *bsums.add(2 * s + 1) as i32) as f32;
+                        *acc = _mm256_fnmadd_ps(mins[s], _mm256_set1_ps(dall * bsum), *acc);
+                    }
+                }
             }
         }
-        _mm256_storeu_ps(out, acc);
+        for (i, acc) in acc.iter().enumerate().take(m) {
+            _mm256_storeu_ps(out.add(i * n), *acc);
+        }
     }
 
+    /// As [`q4k_rows8`], for Q6K blocks.
     #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::needless_range_loop)] // r picks both a row's bytes and its output slot
+    // `r` picks one row in each of the four unpacked arrays
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
     pub unsafe fn q6k_rows8(
         w: *const u8,
         row_bytes: usize,
         kb: usize,
         act: *const u8,
+        m: usize,
         out: *mut f32,
+        n: usize,
     ) {
         let m4 = _mm256_set1_epi8(0x0F);
         let m2 = _mm256_set1_epi8(0x03);
@@ -278,12 +317,8 @@ mod x86 {
         let m2_4 = _mm256_set1_epi8(0x30);
         let m2_6 = _mm256_set1_epi8(0xC0u8 as i8);
         let ones = _mm256_set1_epi16(1);
-        let mut acc = _mm256_setzero_ps();
+        let mut acc = [_mm256_setzero_ps(); MAX_ROWS];
         for b in 0..kb {
-            let a = act.add(b * Q8K_BYTES);
-            let dall = *(a as *const f32);
-            let aq = a.add(Q8K_QS);
-            let bsums = a.add(Q8K_BSUMS) as *const i16;
             let mut d = [0f32; GROUP];
             let mut packed = [_mm_setzero_si128(); GROUP];
             for r in 0..GROUP {
@@ -293,55 +328,63 @@ mod x86 {
                 packed[r] = _mm_loadu_si128(blk.add(192) as *const __m128i);
             }
             // column s: the scale of sub-block s in each row
-            let scales = transpose_8x16(&packed);
-            // isums[s]: sub-block s (16 values), lane = row
-            let mut isums = [_mm256_setzero_si256(); 16];
+            let columns = transpose_8x16(&packed);
+            let dv = _mm256_loadu_ps(d.as_ptr());
+            // the tiles' per-row f32 scales: d * sc
+            let scales: [__m256; 16] =
+                std::array::from_fn(|s| _mm256_mul_ps(dv, column_i8(&columns, s)));
             for h in 0..2 {
-                let mut parts = [[_mm256_setzero_si256(); GROUP]; 4];
+                // values[j][r]: row r's 6-bit values of sub-blocks h·8 + 2j and h·8 + 2j + 1,
+                // unpacked once for all activation rows
+                let mut values = [[_mm256_setzero_si256(); GROUP]; 4];
                 for r in 0..GROUP {
                     let blk = w.add(r * row_bytes + b * Q6K_BYTES);
                     let ql_a = _mm256_loadu_si256(blk.add(h * 64) as *const __m256i);
                     let ql_b = _mm256_loadu_si256(blk.add(h * 64 + 32) as *const __m256i);
                     let qh = _mm256_loadu_si256(blk.add(128 + h * 32) as *const __m256i);
-                    let v = [
-                        _mm256_or_si256(
-                            _mm256_and_si256(ql_a, m4),
-                            _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4),
-                        ),
-                        _mm256_or_si256(
-                            _mm256_and_si256(ql_b, m4),
-                            _mm256_slli_epi16(_mm256_and_si256(qh, m2_2), 2),
-                        ),
-                        _mm256_or_si256(
-                            _mm256_and_si256(_mm256_srli_epi16(ql_a, 4), m4),
-                            _mm256_and_si256(qh, m2_4),
-                        ),
-                        _mm256_or_si256(
-                            _mm256_and_si256(_mm256_srli_epi16(ql_b, 4), m4),
-                            _mm256_srli_epi16(_mm256_and_si256(qh, m2_6), 2),
-                        ),
-                    ];
-                    for (j, vj) in v.iter().enumerate() {
+                    values[0][r] = _mm256_or_si256(
+                        _mm256_and_si256(ql_a, m4),
+                        _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4),
+                    );
+                    values[1][r] = _mm256_or_si256(
+                        _mm256_and_si256(ql_b, m4),
+                        _mm256_slli_epi16(_mm256_and_si256(qh, m2_2), 2),
+                    );
+                    values[2][r] = _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16(ql_a, 4), m4),
+                        _mm256_and_si256(qh, m2_4),
+                    );
+                    values[3][r] = _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16(ql_b, 4), m4),
+                        _mm256_srli_epi16(_mm256_and_si256(qh, m2_6), 2),
+                    );
+                }
+                for (i, acc) in acc.iter_mut().enumerate().take(m) {
+                    let a = act.add((i * kb + b) * Q8K_BYTES);
+                    let dall = *(a as *const f32);
+                    let aq = a.add(Q8K_QS);
+                    let bsums = a.add(Q8K_BSUMS) as *const i16;
+                    let dallv = _mm256_set1_ps(dall);
+                    for (j, v) in values.iter().enumerate() {
                         let av = _mm256_loadu_si256(aq.add(h * 128 + j * 32) as *const __m256i);
-                        parts[j][r] = _mm256_madd_epi16(_mm256_maddubs_epi16(*vj, av), ones);
+                        let parts: [__m256i; GROUP] = std::array::from_fn(|r| {
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(v[r], av), ones)
+                        });
+                        let (isum_a, isum_b) = sum_rows_pairs(&parts);
+                        for (s, isum) in [(h * 8 + 2 * j, isum_a), (h * 8 + 2 * j + 1, isum_b)] {
+                            let bsum = *bsums.add(s) as f32;
+                            let f = _mm256_sub_ps(
+                                _mm256_cvtepi32_ps(isum),
+                                _mm256_set1_ps(32.0 * bsum),
+                            );
+                            *acc = _mm256_fmadd_ps(f, _mm256_mul_ps(scales[s], dallv), *acc);
+                        }
                     }
                 }
-                for (j, part) in parts.iter().enumerate() {
-                    let (sa, sb) = sum_rows_pairs(part);
-                    isums[h * 8 + 2 * j] = sa;
-                    isums[h * 8 + 2 * j + 1] = sb;
-                }
-            }
-            let dv = _mm256_loadu_ps(d.as_ptr());
-            let dallv = _mm256_set1_ps(dall);
-            for (s, isum) in isums.iter().enumerate() {
-                // the tiles' per-row f32 scale: d * sc
-                let scale = _mm256_mul_ps(dv, column_i8(&scales, s));
-                let bsum = *bsums.add(s) as f32;
-                let f = _mm256_sub_ps(_mm256_cvtepi32_ps(*isum), _mm256_set1_ps(32.0 * bsum));
-                acc = _mm256_fmadd_ps(f, _mm256_mul_ps(scale, dallv), acc);
             }
         }
-        _mm256_storeu_ps(out, acc);
+        for (i, acc) in acc.iter().enumerate().take(m) {
+            _mm256_storeu_ps(out.add(i * n), *acc);
+        }
     }
 }

@@ -35,6 +35,12 @@ impl ChatMessage {
             content: content.into(),
         }
     }
+    pub fn assistant(content: impl Into<String>) -> Self {
+        ChatMessage {
+            role: "assistant",
+            content: content.into(),
+        }
+    }
 }
 
 /// Decoding settings for one call.
@@ -130,6 +136,8 @@ pub struct LlmEngine {
     /// Where to append each call's prompts (`CROSSBRIEF_RECORD_PROMPTS`), and calls so far.
     record_to: Option<std::path::PathBuf>,
     calls: usize,
+    /// Decode every row to its full budget, stop tokens or not (throughput benchmarks only).
+    ignore_stops: bool,
 }
 
 impl LlmEngine {
@@ -189,6 +197,7 @@ impl LlmEngine {
             prefix_cache,
             record_to: std::env::var_os("CROSSBRIEF_RECORD_PROMPTS").map(Into::into),
             calls: 0,
+            ignore_stops: false,
         })
     }
 
@@ -237,6 +246,12 @@ impl LlmEngine {
 
     pub fn batch_rows(&self) -> usize {
         self.batch_rows
+    }
+
+    /// Makes every row decode its whole budget, past stop tokens: for throughput figures at a
+    /// fixed length, never for real output.
+    pub fn set_ignore_stops(&mut self, ignore: bool) {
+        self.ignore_stops = ignore;
     }
 
     pub fn set_batch_rows(&mut self, rows: usize) {
@@ -443,7 +458,7 @@ impl LlmEngine {
             let mut next_ids = Vec::with_capacity(live.len());
             for (slot, &r) in live.iter().enumerate() {
                 let next = samplers[r].sample(&logits[slot]);
-                if self.stop_ids.contains(&next) {
+                if !self.ignore_stops && self.stop_ids.contains(&next) {
                     finish[r] = Some(Finish::Stop);
                 } else {
                     generated[r].push(next);

@@ -1,11 +1,10 @@
 //! A quantized weight matrix whose result for a row does not depend on how many rows are
 //! multiplied with it, so that a sequence decodes to the same tokens alone or in any batch.
 //!
-//! candle's x86 kernels repack Q4K/Q6K weights into tiles built for many rows and multiply
-//! several rows by them. A lone row (a decoding step of one sequence) goes to our
-//! [`gemv`](super::gemv) kernel instead: it reads the compact GGUF blocks (a third fewer bytes)
-//! and is bit-identical to the tiles. Without it, candle would take its own compact path for a
-//! lone Q6K row, which rounds differently.
+//! One or two rows (decoding one or two sequences) go to our [`gemv`](super::gemv) kernel,
+//! which reads the compact GGUF blocks; more (batched decoding, prefill) to candle's kernels
+//! on tiles repacked for many rows. The two are bit-identical. candle alone would not do: it multiplies a lone Q6K row on the
+//! GGUF blocks with another kernel, which rounds differently from its tiles.
 
 use std::sync::Arc;
 
@@ -14,6 +13,10 @@ use candle_core::{Device, Module, Tensor, D};
 
 use super::gemv::{self, Format};
 use crate::error::Result;
+
+/// Rows up to which our kernel is the faster (`examples/decode_matmuls`, all matmuls of a
+/// step, ms: 1 row 51 vs 68 tiled, 2 rows 66 vs 80, 3 rows 101 vs 97, 8 rows 197 vs 165).
+const GEMV_ROWS: usize = 2;
 
 pub struct Weight {
     tiled: QMatMul,
@@ -42,44 +45,50 @@ impl Weight {
         Ok(Self::forward_shared(&[self], x)?.remove(0))
     }
 
-    /// `x @ Wᵀ` for several weights of the same input width (q/k/v, gate/up): a lone row is
+    /// `x @ Wᵀ` for several weights of the same input width (q/k/v, gate/up): the rows are
     /// quantized once and all products share one pass of the thread pool.
     pub fn forward_shared(weights: &[&Weight], x: &Tensor) -> Result<Vec<Tensor>> {
         let k = x.dim(D::Minus1)?;
         let rows = x.elem_count() / k;
         let compact: Option<Vec<_>> = weights.iter().map(|w| w.compact.as_ref()).collect();
         match compact {
-            Some(compact) if rows == 1 => {
-                let xs = x.flatten_all()?.to_vec1::<f32>()?;
-                let act = gemv::quantize_row(&xs);
-                let mut outs: Vec<Vec<f32>> = compact
-                    .iter()
-                    .map(|(t, _)| Ok(vec![0f32; t.shape().dims2()?.0]))
-                    .collect::<Result<_>>()?;
-                let data: Vec<_> = compact
-                    .iter()
-                    .map(|(t, _)| t.data())
-                    .collect::<candle_core::Result<_>>()?;
-                gemv::gemv_many(
-                    &compact
-                        .iter()
-                        .zip(&data)
-                        .map(|((_, f), d)| (*f, d.as_ref()))
-                        .collect::<Vec<_>>(),
-                    k,
-                    &act,
-                    &mut outs,
-                );
-                let mut shape = x.dims().to_vec();
-                outs.into_iter()
-                    .map(|o| {
-                        *shape.last_mut().expect("x has dims") = o.len();
-                        Ok(Tensor::from_vec(o, shape.as_slice(), &Device::Cpu)?)
-                    })
-                    .collect()
-            }
+            Some(compact) if rows <= GEMV_ROWS => Self::gemv_forward(&compact, x),
             _ => weights.iter().map(|w| Ok(w.tiled.forward(x)?)).collect(),
         }
+    }
+
+    /// `x @ Wᵀ` by our kernel, for up to [`gemv::MAX_ROWS`] rows.
+    fn gemv_forward(compact: &[&(Arc<QTensor>, Format)], x: &Tensor) -> Result<Vec<Tensor>> {
+        let k = x.dim(D::Minus1)?;
+        let rows = x.elem_count() / k;
+        let xs = x.flatten_all()?.to_vec1::<f32>()?;
+        let act = gemv::quantize_rows(&xs);
+        let mut outs: Vec<Vec<f32>> = compact
+            .iter()
+            .map(|(t, _)| Ok(vec![0f32; rows * t.shape().dims2()?.0]))
+            .collect::<Result<_>>()?;
+        let data: Vec<_> = compact
+            .iter()
+            .map(|(t, _)| t.data())
+            .collect::<candle_core::Result<_>>()?;
+        gemv::gemv_many(
+            &compact
+                .iter()
+                .zip(&data)
+                .map(|((_, f), d)| (*f, d.as_ref()))
+                .collect::<Vec<_>>(),
+            k,
+            &act,
+            rows,
+            &mut outs,
+        );
+        let mut shape = x.dims().to_vec();
+        outs.into_iter()
+            .map(|o| {
+                *shape.last_mut().expect("x has dims") = o.len() / rows;
+                Ok(Tensor::from_vec(o, shape.as_slice(), &Device::Cpu)?)
+            })
+            .collect()
     }
 }
 
@@ -88,31 +97,42 @@ mod tests {
     use super::*;
     use candle_core::quantized::QTensor;
 
-    /// Our lone-row kernel against candle's tiled kernel on several rows at once: every
-    /// output must be bit-identical, for both formats.
+    /// Our kernel against candle's tiled kernel: every output bit-identical, for both
+    /// formats and any number of rows (candle multiplies a lone Q6K row otherwise, so a lone
+    /// row is compared with the first of two equal rows).
     #[test]
-    fn lone_rows_match_the_tiled_kernel_bit_for_bit() -> Result<()> {
+    fn rows_match_the_tiled_kernel_bit_for_bit() -> Result<()> {
         if !gemv::available() {
             return Ok(());
         }
         let dev = Device::Cpu;
         let (n, k) = (96, 1024);
         let w = Tensor::randn(0f32, 1.0, (n, k), &dev)?;
-        let xs = (Tensor::randn(0f32, 1.0, (5, k), &dev)? * 3.0)?;
+        let xs = (Tensor::randn(0f32, 1.0, (23, k), &dev)? * 3.0)?;
         for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
-            let weight = Weight::new(QTensor::quantize(&w, dtype)?)?;
-            assert!(weight.compact.is_some());
-            let batched = weight.forward(&xs)?.to_vec2::<f32>()?;
-            for (r, expected) in batched.iter().enumerate() {
-                let lone = weight.forward(&xs.narrow(0, r, 1)?)?.to_vec2::<f32>()?;
-                let same = lone[0]
+            let ours = Weight::new(QTensor::quantize(&w, dtype)?)?;
+            assert!(ours.compact.is_some());
+            let tiled = QMatMul::from_qtensor(QTensor::quantize(&w, dtype)?)?;
+            for rows in [1, 2, 5, 23] {
+                let x = xs.narrow(0, 0, rows)?;
+                let expected = match rows {
+                    1 => tiled
+                        .forward(&Tensor::cat(&[&x, &x], 0)?)?
+                        .narrow(0, 0, 1)?,
+                    _ => tiled.forward(&x)?,
+                };
+                let expected = expected.flatten_all()?.to_vec1::<f32>()?;
+                let compact = ours.compact.as_ref().expect("compact");
+                let got = Weight::gemv_forward(&[compact], &x)?.remove(0);
+                let got = got.flatten_all()?.to_vec1::<f32>()?;
+                let same = got
                     .iter()
-                    .zip(expected)
+                    .zip(&expected)
                     .all(|(a, b)| a.to_bits() == b.to_bits());
                 assert!(
                     same,
-                    "{dtype:?} row {r}: {:?} vs {:?}",
-                    &lone[0][..4],
+                    "{dtype:?}, {rows} rows: {:?} vs {:?}",
+                    &got[..4],
                     &expected[..4]
                 );
             }
