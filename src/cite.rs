@@ -126,7 +126,13 @@ pub fn ground(brief: &str, summaries: &[String]) -> (String, usize) {
                     trailing_groups.push(sentence.trim().to_string());
                     continue;
                 }
-                if !seen.insert(bare.to_lowercase()) {
+                // Compared on words alone: "volatility [3]." and "volatility[3]." are one.
+                let key: Vec<String> = bare
+                    .split(|c: char| !c.is_alphanumeric())
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_lowercase)
+                    .collect();
+                if !seen.insert(key.join(" ")) {
                     continue;
                 }
                 if cite.is_match(&sentence) {
@@ -272,5 +278,7 @@ mod tests {
     fn repeated_sentences_are_dropped() {
         let (grounded, _) = ground("A fact here [1]. Another fact [2]. A fact here [1].", &[]);
         assert_eq!(grounded, "A fact here [1]. Another fact [2].");
+        let (grounded, _) = ground("Markets are volatile [3]. Markets are volatile[3].", &[]);
+        assert_eq!(grounded, "Markets are volatile [3].");
     }
 }

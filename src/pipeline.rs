@@ -916,8 +916,9 @@ pub fn write_brief(
                 "citations added to brief sentences that repeat a summary"
             );
         }
-        let (mut paragraph, removed) = crate::cite::drop_unsupported_numbers(&grounded, supported);
+        let (paragraph, removed) = crate::cite::drop_unsupported_numbers(&grounded, supported);
         flags.extend(removed);
+        let mut paragraph = cap_story_sentences(&paragraph, members.len());
         let cited = crate::cite::cited_sources(&paragraph);
         for &i in members {
             let source = &sources[i];
@@ -937,6 +938,25 @@ pub fn write_brief(
         paragraphs.push(paragraph);
     }
     Ok((paragraphs.join("\n\n"), flags))
+}
+
+/// At most as many sentences as the brief's prompt asks of a story with `sources` articles
+/// (3 to 5 for several, 2 or 3 for one): small models restate every summary sentence instead.
+fn cap_story_sentences(paragraph: &str, sources: usize) -> String {
+    let most = if sources > 1 { 5 } else { 3 };
+    let sentences = segment::sentences(paragraph);
+    if sentences.len() > most {
+        tracing::info!(
+            written = sentences.len(),
+            kept = most,
+            "brief paragraph longer than asked; later sentences dropped"
+        );
+    }
+    sentences
+        .into_iter()
+        .take(most)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Drops what the brief's prompt forbids but small models add anyway (a title, a copied
@@ -979,6 +999,21 @@ pub fn tidy_brief(text: &str, finish: Finish) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn story_paragraphs_keep_as_many_sentences_as_asked() {
+        let long = "Sales rose [1]. Costs fell [2]. Shares rose [1]. Staff grew [2]. \
+                    Debt fell [1]. Rates held [2]. Prices rose [1].";
+        assert_eq!(
+            cap_story_sentences(long, 2),
+            "Sales rose [1]. Costs fell [2]. Shares rose [1]. Staff grew [2]. Debt fell [1]."
+        );
+        assert_eq!(
+            cap_story_sentences(long, 1),
+            "Sales rose [1]. Costs fell [2]. Shares rose [1]."
+        );
+        assert_eq!(cap_story_sentences("Sales rose [1].", 1), "Sales rose [1].");
+    }
 
     #[test]
     fn summaries_keep_at_most_five_finished_sentences() {

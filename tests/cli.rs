@@ -197,3 +197,85 @@ fn bad_articles_are_reported_and_the_good_one_completes() {
         "{brief}"
     );
 }
+
+/// `eval` on the first 20 lines of the NTREX dev set with the Bergamot model: the scores it
+/// prints are those of the translations it wrote, line by line and document by document; a
+/// reference file that is not line-aligned is named in the error.
+#[test]
+fn eval_scores_what_it_translated() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ntrex-dev");
+    let head = |name: &str, n: usize| {
+        let text = std::fs::read_to_string(dev.join(name)).unwrap();
+        let lines: Vec<&str> = text.lines().take(n).collect();
+        write(dir.path(), name, (lines.join("\n") + "\n").as_bytes())
+    };
+    let (src, reference, ids) = (
+        head("dev.por", 20),
+        head("dev.eng", 20),
+        head("dev.docids", 20),
+    );
+    let hyp = dir.path().join("hyp.txt");
+    let out = crossbrief()
+        .args(["eval", "--from", "pt", "--no-download", "--json", "--src"])
+        .arg(&src)
+        .arg("--ref")
+        .arg(&reference)
+        .arg("--hyp")
+        .arg(&hyp)
+        .assert()
+        .success();
+    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(report["segments"], 20);
+    assert_eq!(report["mode"], "sentences");
+    let hypotheses: Vec<String> = std::fs::read_to_string(&hyp)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let references: Vec<String> = std::fs::read_to_string(&reference)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(hypotheses.len(), 20);
+    let chrf = report["chrf"].as_f64().unwrap();
+    assert!((chrf - crossbrief::metrics::chrf(&hypotheses, &references)).abs() < 1e-9);
+    assert!(
+        chrf > 40.0,
+        "chrF {chrf} on the Bergamot model's own language"
+    );
+
+    // By document, leaving out the first: the 4 lines of the second document as one segment.
+    let out = crossbrief()
+        .args([
+            "eval",
+            "--from",
+            "pt",
+            "--no-download",
+            "--json",
+            "--documents",
+        ])
+        .args(["--skip-docs", "1", "--src"])
+        .arg(&src)
+        .arg("--ref")
+        .arg(&reference)
+        .arg("--docids")
+        .arg(&ids)
+        .assert()
+        .success();
+    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(report["segments"], 1);
+    assert_eq!(report["mode"], "documents");
+
+    let short = head("dev.eng", 19);
+    crossbrief()
+        .args(["eval", "--from", "pt", "--no-download", "--src"])
+        .arg(&src)
+        .arg("--ref")
+        .arg(&short)
+        .assert()
+        .failure()
+        .stderr(contains(short.display().to_string()))
+        .stderr(contains("line-aligned"));
+}
