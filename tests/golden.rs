@@ -64,6 +64,17 @@ fn article(id_prefix: &str) -> &'static Value {
 }
 
 /// The cleaned source, as the pipeline prepares it.
+/// The cleaned source of an article: its title (if any) and paragraphs, one per line.
+fn cleaned_text(p: &Prepared) -> String {
+    p.cleaned
+        .title
+        .iter()
+        .chain(p.cleaned.paragraphs.iter())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn prepared(id_prefix: &str) -> Prepared {
     let catalog = Catalog::load(&root().join("models"), None).unwrap();
     let rules = BoilerplateRules::load(&root().join("rules/boilerplate")).unwrap();
@@ -144,14 +155,7 @@ fn nothing_is_truncated() {
         );
 
         // Every number of the cleaned source is in the translation or flagged.
-        let source = p
-            .cleaned
-            .title
-            .iter()
-            .chain(p.cleaned.paragraphs.iter())
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n");
+        let source = cleaned_text(&p);
         let target = format!("{}\n{}", a["title_en"].as_str().unwrap(), translation);
         let flags: Vec<String> = a["flags"]
             .as_array()
@@ -272,14 +276,7 @@ fn every_number_of_the_brief_is_in_a_source_article() {
     let mut in_sources = Vec::new();
     for prefix in ["000", "001", "002", "003", "004"] {
         let p = prepared(prefix);
-        let text = p
-            .cleaned
-            .title
-            .iter()
-            .chain(p.cleaned.paragraphs.iter())
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n");
+        let text = cleaned_text(&p);
         in_sources.extend(
             check::numbers(&text, &p.lang.code)
                 .into_iter()
