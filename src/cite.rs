@@ -48,28 +48,32 @@ fn words(text: &str) -> HashSet<String> {
         .collect()
 }
 
-/// The source numbers (1-based) whose summaries contain a sentence this one mostly repeats.
+/// The source numbers (1-based) whose summaries this sentence mostly repeats: one of their
+/// sentences, or else several of them merged into one (then the whole summary is compared).
 fn attribute(sentence: &str, summaries: &[String]) -> Vec<usize> {
     let own = words(sentence);
     if own.is_empty() {
         return Vec::new();
     }
-    let mut best = (0.0, Vec::new());
-    for (i, summary) in summaries.iter().enumerate() {
-        for candidate in segment::sentences(summary) {
-            let shared = own.intersection(&words(&candidate)).count() as f64 / own.len() as f64;
-            if shared > best.0 + 1e-9 {
-                best = (shared, vec![i + 1]);
-            } else if (shared - best.0).abs() <= 1e-9 && !best.1.contains(&(i + 1)) {
-                best.1.push(i + 1);
+    let by_sentence = |summary: &String| segment::sentences(summary);
+    let whole = |summary: &String| vec![summary.clone()];
+    for candidates_of in [&by_sentence as &dyn Fn(&String) -> Vec<String>, &whole] {
+        let mut best = (0.0, Vec::new());
+        for (i, summary) in summaries.iter().enumerate() {
+            for candidate in candidates_of(summary) {
+                let shared = own.intersection(&words(&candidate)).count() as f64 / own.len() as f64;
+                if shared > best.0 + 1e-9 {
+                    best = (shared, vec![i + 1]);
+                } else if (shared - best.0).abs() <= 1e-9 && !best.1.contains(&(i + 1)) {
+                    best.1.push(i + 1);
+                }
             }
         }
+        if best.0 >= MIN_OVERLAP {
+            return best.1;
+        }
     }
-    if best.0 >= MIN_OVERLAP {
-        best.1
-    } else {
-        Vec::new()
-    }
+    Vec::new()
 }
 
 /// Citation groups placed after a sentence's period go before it ("… high. [2]" becomes
@@ -227,6 +231,16 @@ mod tests {
             "CleanSpark hired Jeffrey Thomas to lead AI data centers [1]. Nvidia invested $683 million in Nscale [2]. Markets were calm."
         );
         assert_eq!(added, 1);
+        // Facts of several sentences of one summary merged into one sentence.
+        let summaries = vec![
+            "Thomas has 40 years of experience. He built world-class teams. He closed deals with cloud giants.".to_string(),
+            "Nvidia invested $683 million in Nscale.".to_string(),
+        ];
+        let (grounded, _) = ground(
+            "Thomas has 40 years of experience, built world-class teams and closed deals with cloud giants.",
+            &summaries,
+        );
+        assert!(grounded.ends_with("cloud giants [1]."), "{grounded}");
     }
 
     #[test]
