@@ -189,8 +189,11 @@ pub fn english_amount(value: f64) -> String {
             return format!("{scaled} {word}");
         }
     }
-    let int = value.round() as u64;
-    let digits = int.to_string();
+    group_thousands(&(value.round() as u64).to_string())
+}
+
+/// Digits grouped in thousands with commas, as English writes them: "12500" is "12,500".
+pub fn group_thousands(digits: &str) -> String {
     let mut grouped = String::new();
     for (i, c) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i) % 3 == 0 {

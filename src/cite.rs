@@ -55,12 +55,15 @@ fn attribute(sentence: &str, summaries: &[String]) -> Vec<usize> {
     if own.is_empty() {
         return Vec::new();
     }
-    let by_sentence = |summary: &String| segment::sentences(summary);
-    let whole = |summary: &String| vec![summary.clone()];
-    for candidates_of in [&by_sentence as &dyn Fn(&String) -> Vec<String>, &whole] {
+    for whole_summaries in [false, true] {
         let mut best = (0.0, Vec::new());
         for (i, summary) in summaries.iter().enumerate() {
-            for candidate in candidates_of(summary) {
+            let candidates = if whole_summaries {
+                vec![summary.clone()]
+            } else {
+                segment::sentences(summary)
+            };
+            for candidate in candidates {
                 let shared = own.intersection(&words(&candidate)).count() as f64 / own.len() as f64;
                 if shared > best.0 + 1e-9 {
                     best = (shared, vec![i + 1]);

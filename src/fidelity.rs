@@ -102,23 +102,11 @@ pub fn must_keep(text: &str, lang: &str) -> Vec<String> {
 
 /// A number of the source (`literal`, its possible `values`) as English writes it.
 fn english_number(literal: &str, values: &[f64], lang: &str) -> String {
-    // The digits and marks before any scale word; a space between digit groups ("1 000")
-    // only groups thousands.
-    let chars: Vec<char> = literal.chars().collect();
-    let mut digits = String::new();
-    let mut spaced = false;
-    for (i, &c) in chars.iter().enumerate() {
-        let digit_follows = chars.get(i + 1).is_some_and(|n| n.is_ascii_digit());
-        if c.is_ascii_digit() || (c != ' ' && !c.is_alphabetic() && digit_follows) {
-            digits.push(c);
-        } else if matches!(c, ' ' | '\u{00A0}' | '\u{202F}') && digit_follows && !digits.is_empty()
-        {
-            spaced = true;
-        } else {
-            break;
-        }
-    }
-    let digits = digits.as_str();
+    // The digits and marks before any scale word; spaces that group thousands ("1 000") are
+    // no marks, so they are joined first.
+    let joined = check::join_digit_groups(literal);
+    let spaced = joined.len() != literal.len();
+    let digits = joined.split_whitespace().next().unwrap_or(&joined);
     let last_mark = digits.chars().rev().find(|c| !c.is_ascii_digit());
     // The reading this language's notation gives (see `check::numbers`: first every mark a
     // thousands separator, then the last one a decimal mark).
@@ -151,14 +139,11 @@ fn english_number(literal: &str, values: &[f64], lang: &str) -> String {
     // A bare four-digit number is left as written: it is most often a year.
     let is_bare_four_digits =
         !spaced && digits.len() == 4 && digits.chars().all(|c| c.is_ascii_digit());
-    let group = int.len() > 3 && !is_bare_four_digits;
-    let mut grouped = String::new();
-    for (i, c) in int.chars().enumerate() {
-        if group && i > 0 && (int.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
+    let grouped = if is_bare_four_digits {
+        int.to_string()
+    } else {
+        check::group_thousands(int)
+    };
     if frac.is_empty() {
         grouped
     } else {
