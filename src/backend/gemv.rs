@@ -3,9 +3,9 @@
 //!
 //! Written here because candle's x86 kernels multiply by tiles repacked for many rows, which
 //! hold 1.33× (Q4K) and 1.5× (Q6K) the GGUF bytes, and decoding one or two rows is bound by
-//! the bytes it reads. Each block of 8 matrix rows is unpacked once for all activation rows,
-//! but the per-row horizontal sums make it slower than the tiles from 3 rows on (figures in
-//! `qweight`), so it takes at most 2 rows there.
+//! the bytes it reads. Each block of 8 matrix rows (16 for Q4K with AVX-512) is unpacked once
+//! for all activation rows, but the per-row horizontal sums make it slower than the tiles
+//! from 3 rows on (figures in `qweight`), so it takes at most 2 rows there.
 //! The result is bit-identical to candle's tiled kernels (AVX2, AVX-VNNI and AVX-512 tiers
 //! alike): the integer dot product of each 32 (Q4K) or 16 (Q6K) values is exact, and the
 //! float operations that scale and accumulate them are the very same ones in the same order,
@@ -25,6 +25,8 @@ const _: () = assert!(std::mem::size_of::<BlockQ8K>() == Q8K_BYTES);
 
 /// Rows of the weight matrix computed together, one per f32 lane.
 const GROUP: usize = 8;
+/// The same with AVX-512 (Q4K only).
+const GROUP16: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -37,6 +39,21 @@ pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether this CPU has the AVX-512 instructions of the 16-row kernels.
+fn wide() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vnni")
+            && is_x86_feature_detected!("f16c")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -57,8 +74,8 @@ pub fn quantize_rows(x: &[f32]) -> Vec<BlockQ8K> {
 
 /// `outs[i] = x · matrices[i]ᵀ` for matrices of `k` columns given as (format, GGUF blocks) and
 /// `rows` ≤ [`MAX_ROWS`] activation rows `x` quantized by [`quantize_rows`]; `outs[i]` is
-/// `rows × n_i`, `n_i` a multiple of 8. All products share one pass of candle's thread pool,
-/// 8 matrix rows per work item.
+/// `rows × n_i`, `n_i` a multiple of 16. All products share one pass of candle's thread pool,
+/// 16 matrix rows per work item with AVX-512, else 8.
 pub fn gemv_many(
     matrices: &[(Format, &[u8])],
     k: usize,
@@ -66,8 +83,24 @@ pub fn gemv_many(
     rows: usize,
     outs: &mut [Vec<f32>],
 ) {
+    gemv_many_with(wide(), matrices, k, x, rows, outs)
+}
+
+/// [`gemv_many`], with the AVX-512 Q4K kernel or not (`wide_q4k`, which needs [`wide`]).
+fn gemv_many_with(
+    wide_q4k: bool,
+    matrices: &[(Format, &[u8])],
+    k: usize,
+    x: &[BlockQ8K],
+    rows: usize,
+    outs: &mut [Vec<f32>],
+) {
     let kb = k / QK_K;
-    assert!(available() && rows <= MAX_ROWS && x.len() == rows * kb);
+    // Q6K stays on 8 rows: a 16-row AVX-512 form was slower from memory (ffn_down 8.4
+    // against 7.0 ms a step) though faster from cache, and was dropped
+    let wide_for = |f| f == Format::Q4K && wide_q4k;
+    let group_for = |f| if wide_for(f) { GROUP16 } else { GROUP };
+    assert!(available() && (!wide_q4k || wide()) && rows <= MAX_ROWS && x.len() == rows * kb);
     assert!(matrices.len() == outs.len());
     // (first item, row bytes, weights, out) per matrix
     let mut parts = Vec::with_capacity(matrices.len());
@@ -78,7 +111,12 @@ pub fn gemv_many(
             Format::Q6K => Q6K_BYTES,
         };
         let n = out.len() / rows.max(1);
-        assert!(n % GROUP == 0 && out.len() == rows * n && n * kb * block_bytes <= weights.len());
+        let group = group_for(format);
+        assert!(
+            n.is_multiple_of(group)
+                && out.len() == rows * n
+                && n * kb * block_bytes <= weights.len()
+        );
         parts.push((
             items,
             format,
@@ -87,7 +125,7 @@ pub fn gemv_many(
             out.as_mut_ptr() as usize,
             n,
         ));
-        items += n / GROUP;
+        items += n / group;
     }
     let act = x.as_ptr() as usize;
     candle_core::utils::barrier_pool().execute_chunked(items, |range| {
@@ -95,21 +133,23 @@ pub fn gemv_many(
             let p = parts.partition_point(|part| part.0 <= item) - 1;
             let (first, format, row_bytes, weights, out, n) = parts[p];
             let g = item - first;
-            let w = weights[g * GROUP * row_bytes..].as_ptr();
-            let out = (out as *mut f32).wrapping_add(g * GROUP);
+            let (group, wide) = (group_for(format), wide_for(format));
+            let w = weights[g * group * row_bytes..].as_ptr();
+            let out = (out as *mut f32).wrapping_add(g * group);
             let act = act as *const u8;
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `available()` checked the features; `w` starts 8 full matrix rows of
-            // `kb` blocks, `act` holds `rows × kb` blocks, and each item writes only its own 8
-            // columns of the `rows × n` output.
+            // SAFETY: `available()` and `wide()` checked the features; `w` starts `group`
+            // full matrix rows of `kb` blocks, `act` holds `rows × kb` blocks, and each item
+            // writes only its own `group` columns of the `rows × n` output.
             unsafe {
-                match format {
-                    Format::Q4K => x86::q4k_rows8(w, row_bytes, kb, act, rows, out, n),
-                    Format::Q6K => x86::q6k_rows8(w, row_bytes, kb, act, rows, out, n),
+                match (format, wide) {
+                    (Format::Q4K, true) => x86_512::q4k_rows16(w, row_bytes, kb, act, rows, out, n),
+                    (Format::Q4K, false) => x86::q4k_rows8(w, row_bytes, kb, act, rows, out, n),
+                    (Format::Q6K, _) => x86::q6k_rows8(w, row_bytes, kb, act, rows, out, n),
                 }
             }
             #[cfg(not(target_arch = "x86_64"))]
-            let _ = (w, row_bytes, format, act, out, n);
+            let _ = (w, row_bytes, format, wide, act, out, n);
         }
     });
 }
@@ -174,7 +214,7 @@ mod x86 {
     #[inline(always)]
     unsafe fn column_u8(t: &[__m128i; 8], c: usize) -> __m256 {
         let v = t[c / 2];
-        let v = if c % 2 == 0 {
+        let v = if c.is_multiple_of(2) {
             v
         } else {
             _mm_unpackhi_epi64(v, v)
@@ -185,7 +225,7 @@ mod x86 {
     #[inline(always)]
     unsafe fn column_i8(t: &[__m128i; 8], c: usize) -> __m256 {
         let v = t[c / 2];
-        let v = if c % 2 == 0 {
+        let v = if c.is_multiple_of(2) {
             v
         } else {
             _mm_unpackhi_epi64(v, v)
@@ -386,5 +426,224 @@ mod x86 {
         for (i, acc) in acc.iter().enumerate().take(m) {
             _mm256_storeu_ps(out.add(i * n), *acc);
         }
+    }
+}
+
+/// The Q4K product with AVX-512: 16 matrix rows per work item, one per f32 lane, and
+/// `vpdpbusd` for the integer dot products, which leaves far fewer shuffles for the
+/// horizontal sums than `maddubs` and `hadd`. Lane by lane the float operations are those of
+/// the AVX2 kernel above, so the results are the same bits.
+#[cfg(target_arch = "x86_64")]
+mod x86_512 {
+    use super::*;
+    use core::arch::x86_64::*;
+
+    /// The 16 bytes at `blocks` and at each of the next 15 rows (`row_bytes` apart), as four
+    /// vectors of dwords: vector p holds dword p of every row, lane = row.
+    #[inline(always)]
+    unsafe fn dwords_of_rows(blocks: *const u8, row_bytes: usize) -> [__m512i; 4] {
+        let head = |r: usize| _mm_loadu_si128(blocks.add(r * row_bytes) as *const __m128i);
+        // vector q, 128-bit lane l: row 4l + q, so that the transpose below puts rows in order
+        let z: [__m512i; 4] = std::array::from_fn(|q| {
+            let v = _mm512_castsi128_si512(head(q));
+            let v = _mm512_inserti32x4::<1>(v, head(4 + q));
+            let v = _mm512_inserti32x4::<2>(v, head(8 + q));
+            _mm512_inserti32x4::<3>(v, head(12 + q))
+        });
+        let t01_lo = _mm512_unpacklo_epi32(z[0], z[1]);
+        let t01_hi = _mm512_unpackhi_epi32(z[0], z[1]);
+        let t23_lo = _mm512_unpacklo_epi32(z[2], z[3]);
+        let t23_hi = _mm512_unpackhi_epi32(z[2], z[3]);
+        [
+            _mm512_unpacklo_epi64(t01_lo, t23_lo),
+            _mm512_unpackhi_epi64(t01_lo, t23_lo),
+            _mm512_unpacklo_epi64(t01_hi, t23_hi),
+            _mm512_unpackhi_epi64(t01_hi, t23_hi),
+        ]
+    }
+
+    /// Byte `j` of each dword, zero-extended, as f32.
+    #[inline(always)]
+    unsafe fn byte_u8(v: __m512i, j: usize) -> __m512 {
+        let shifted = _mm512_srlv_epi32(v, _mm512_set1_epi32(8 * j as i32));
+        _mm512_cvtepi32_ps(_mm512_and_si512(shifted, _mm512_set1_epi32(0xFF)))
+    }
+
+    /// Sums groups of 4 i32 lanes of 16 vectors (one per matrix row): 128-bit lane k of
+    /// result q holds, in lane l, row 4q + l's sum of its lanes 4k..4k+4.
+    #[inline(always)]
+    unsafe fn sum_quads(v: &[__m512i; GROUP16]) -> [__m512i; 4] {
+        let pairs: [__m512i; 8] = std::array::from_fn(|p| {
+            _mm512_add_epi32(
+                _mm512_unpacklo_epi32(v[2 * p], v[2 * p + 1]),
+                _mm512_unpackhi_epi32(v[2 * p], v[2 * p + 1]),
+            )
+        });
+        std::array::from_fn(|q| {
+            _mm512_add_epi32(
+                _mm512_unpacklo_epi64(pairs[2 * q], pairs[2 * q + 1]),
+                _mm512_unpackhi_epi64(pairs[2 * q], pairs[2 * q + 1]),
+            )
+        })
+    }
+
+    /// Two Q4K sub-blocks: each row's vector holds 8 partial sums of sub-block A, then 8 of
+    /// B. Returns (A, B), lane = row.
+    #[inline(always)]
+    unsafe fn sum_halves(v: &[__m512i; GROUP16]) -> (__m512i, __m512i) {
+        let s = sum_quads(v);
+        // [A rows 0-3, B rows 0-3, A rows 4-7, B rows 4-7], and rows 8-15 likewise
+        let low = _mm512_add_epi32(
+            _mm512_shuffle_i32x4::<0x88>(s[0], s[1]),
+            _mm512_shuffle_i32x4::<0xDD>(s[0], s[1]),
+        );
+        let high = _mm512_add_epi32(
+            _mm512_shuffle_i32x4::<0x88>(s[2], s[3]),
+            _mm512_shuffle_i32x4::<0xDD>(s[2], s[3]),
+        );
+        (
+            _mm512_shuffle_i32x4::<0x88>(low, high),
+            _mm512_shuffle_i32x4::<0xDD>(low, high),
+        )
+    }
+
+    /// Asks for the `b`-th of `kb` equal slices of the next work item's 16 rows, which lie
+    /// in one run of memory: read in address order, not row by row, as the DRAM likes it.
+    #[inline(always)]
+    unsafe fn prefetch_next_group(w: *const u8, row_bytes: usize, b: usize, kb: usize) {
+        let slice = GROUP16 * row_bytes / kb;
+        let ahead = w.wrapping_add(GROUP16 * row_bytes + b * slice);
+        let mut offset = 0;
+        while offset < slice {
+            _mm_prefetch(ahead.wrapping_add(offset) as *const i8, _MM_HINT_T0);
+            offset += 64;
+        }
+    }
+
+    /// f16 lanes in the low halves of each dword, as f32.
+    #[inline(always)]
+    unsafe fn low_f16(v: __m512i) -> __m512 {
+        _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v))
+    }
+
+    /// A 256-bit value in both halves of a vector.
+    #[inline(always)]
+    unsafe fn twice(p: *const u8) -> __m512i {
+        _mm512_broadcast_i64x4(_mm256_loadu_si256(p as *const __m256i))
+    }
+
+    /// `v` in the low 256 bits and `w` in the high, per 16-bit lane.
+    #[inline(always)]
+    unsafe fn halves_epi16(v: i16, w: i16) -> __m512i {
+        _mm512_inserti64x4::<1>(_mm512_set1_epi16(v), _mm256_set1_epi16(w))
+    }
+
+    /// As [`super::x86::q4k_rows8`], for 16 matrix rows.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn q4k_rows16(
+        w: *const u8,
+        row_bytes: usize,
+        kb: usize,
+        act: *const u8,
+        m: usize,
+        out: *mut f32,
+        n: usize,
+    ) {
+        let mask = _mm512_set1_epi8(0x0F);
+        // the high half of each row's 32 bytes gives the upper nibbles
+        let nibble_shift = halves_epi16(0, 4);
+        let zero = _mm512_setzero_si512();
+        let mut acc = [_mm512_setzero_ps(); MAX_ROWS];
+        for b in 0..kb {
+            let blocks = w.add(b * Q4K_BYTES);
+            prefetch_next_group(w, row_bytes, b, kb);
+            let [dm, a, bw, c] = dwords_of_rows(blocks, row_bytes);
+            let dv = low_f16(dm);
+            let dminv = low_f16(_mm512_srli_epi32::<16>(dm));
+            // ggml's 6-bit scales and mins: bytes of sc_lo, sc_hi and mn_lo, mn_hi
+            let low6 = _mm512_set1_epi32(0x3f3f_3f3f);
+            let low4 = _mm512_set1_epi32(0x0f0f_0f0f);
+            let low2 = _mm512_set1_epi32(0x0303_0303);
+            let sc_lo = _mm512_and_si512(a, low6);
+            let sc_hi = _mm512_or_si512(
+                _mm512_and_si512(c, low4),
+                _mm512_slli_epi32::<4>(_mm512_and_si512(_mm512_srli_epi32::<6>(a), low2)),
+            );
+            let mn_lo = _mm512_and_si512(bw, low6);
+            let mn_hi = _mm512_or_si512(
+                _mm512_and_si512(_mm512_srli_epi32::<4>(c), low4),
+                _mm512_slli_epi32::<4>(_mm512_and_si512(_mm512_srli_epi32::<6>(bw), low2)),
+            );
+            let pick = |lo, hi, s: usize| byte_u8(if s < 4 { lo } else { hi }, s % 4);
+            let scales: [__m512; 8] =
+                std::array::from_fn(|s| _mm512_mul_ps(dv, pick(sc_lo, sc_hi, s)));
+            let mins: [__m512; 8] =
+                std::array::from_fn(|s| _mm512_mul_ps(dminv, pick(mn_lo, mn_hi, s)));
+            for c in 0..4 {
+                // each row's 4-bit values of sub-blocks 2c (low half) and 2c + 1 (high half)
+                let q: [__m512i; GROUP16] = std::array::from_fn(|r| {
+                    let bytes = twice(blocks.add(r * row_bytes + 16 + c * 32));
+                    _mm512_and_si512(_mm512_srlv_epi16(bytes, nibble_shift), mask)
+                });
+                for (i, acc) in acc.iter_mut().enumerate().take(m) {
+                    let a = act.add((i * kb + b) * Q8K_BYTES);
+                    let dall = *(a as *const f32);
+                    let bsums = a.add(Q8K_BSUMS) as *const i16;
+                    let av = _mm512_loadu_si512(a.add(Q8K_QS + c * 64) as *const _);
+                    let products: [__m512i; GROUP16] =
+                        std::array::from_fn(|r| _mm512_dpbusd_epi32(zero, q[r], av));
+                    let (sum_a, sum_b) = sum_halves(&products);
+                    let dallv = _mm512_set1_ps(dall);
+                    for (s, isum) in [(2 * c, sum_a), (2 * c + 1, sum_b)] {
+                        *acc = _mm512_fmadd_ps(
+                            _mm512_cvtepi32_ps(isum),
+                            _mm512_mul_ps(scales[s], dallv),
+                            *acc,
+                        );
+                        let bsum = (*bsums.add(2 * s) as i32 + *bsums.add(2 * s + 1) as i32) as f32;
+                        *acc = _mm512_fnmadd_ps(mins[s], _mm512_set1_ps(dall * bsum), *acc);
+                    }
+                }
+            }
+        }
+        for (i, acc) in acc.iter().enumerate().take(m) {
+            _mm512_storeu_ps(out.add(i * n), *acc);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::quantized::{GgmlDType, QTensor};
+    use candle_core::{Device, Tensor};
+
+    /// The AVX-512 Q4K kernel against the AVX2 one, bit for bit (the other tests compare
+    /// whichever this CPU picks with candle's tiles).
+    #[test]
+    fn both_q4k_kernels_give_the_same_bits() -> candle_core::Result<()> {
+        if !(available() && wide()) {
+            return Ok(());
+        }
+        let (n, k) = (48, 768);
+        let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu)?;
+        let q = QTensor::quantize(&w, GgmlDType::Q4K)?;
+        let bytes = q.data()?;
+        for rows in [1, 2, 7] {
+            let xs = (Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu)? * 3.0)?;
+            let act = quantize_rows(&xs.flatten_all()?.to_vec1::<f32>()?);
+            let run = |wide| {
+                let mut outs = vec![vec![0f32; rows * n]];
+                gemv_many_with(wide, &[(Format::Q4K, &bytes)], k, &act, rows, &mut outs);
+                outs.remove(0)
+            };
+            let (narrow, wide) = (run(false), run(true));
+            assert!(narrow
+                .iter()
+                .zip(&wide)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+        Ok(())
     }
 }

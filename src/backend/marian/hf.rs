@@ -88,7 +88,7 @@ pub fn load(config_path: &Path, weights_path: &Path, device: &Device) -> Result<
         ));
     }
     if cfg.encoder_attention_heads != cfg.decoder_attention_heads
-        || cfg.d_model % cfg.encoder_attention_heads != 0
+        || !cfg.d_model.is_multiple_of(cfg.encoder_attention_heads)
     {
         return Err(unsupported(
             "encoder and decoder head counts differ or do not divide d_model".into(),
