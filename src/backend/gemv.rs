@@ -28,6 +28,34 @@ const GROUP: usize = 8;
 /// The same with AVX-512 (Q4K only).
 const GROUP16: usize = 16;
 
+/// Which kernel multiplies a matrix.
+#[derive(Debug, Clone, Copy)]
+enum Kernel {
+    Q4kRows8,
+    Q4kRows16,
+    Q6kRows8,
+}
+
+impl Kernel {
+    /// Q6K stays on 8 rows: a 16-row AVX-512 form was slower from memory (ffn_down 8.4
+    /// against 7.0 ms a step) though faster from cache, and was dropped.
+    fn for_format(format: Format, wide_q4k: bool) -> Self {
+        match (format, wide_q4k) {
+            (Format::Q4K, true) => Kernel::Q4kRows16,
+            (Format::Q4K, false) => Kernel::Q4kRows8,
+            (Format::Q6K, _) => Kernel::Q6kRows8,
+        }
+    }
+
+    /// Matrix rows per work item.
+    fn rows(self) -> usize {
+        match self {
+            Kernel::Q4kRows16 => GROUP16,
+            Kernel::Q4kRows8 | Kernel::Q6kRows8 => GROUP,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Q4K,
@@ -96,60 +124,55 @@ fn gemv_many_with(
     outs: &mut [Vec<f32>],
 ) {
     let kb = k / QK_K;
-    // Q6K stays on 8 rows: a 16-row AVX-512 form was slower from memory (ffn_down 8.4
-    // against 7.0 ms a step) though faster from cache, and was dropped
-    let wide_for = |f| f == Format::Q4K && wide_q4k;
-    let group_for = |f| if wide_for(f) { GROUP16 } else { GROUP };
     assert!(available() && (!wide_q4k || wide()) && rows <= MAX_ROWS && x.len() == rows * kb);
     assert!(matrices.len() == outs.len());
-    // (first item, row bytes, weights, out) per matrix
+    // (first item, kernel, row bytes, weights, out, n) per matrix
     let mut parts = Vec::with_capacity(matrices.len());
     let mut items = 0;
     for (&(format, weights), out) in matrices.iter().zip(outs.iter_mut()) {
+        let kernel = Kernel::for_format(format, wide_q4k);
         let block_bytes = match format {
             Format::Q4K => Q4K_BYTES,
             Format::Q6K => Q6K_BYTES,
         };
         let n = out.len() / rows.max(1);
-        let group = group_for(format);
         assert!(
-            n.is_multiple_of(group)
+            n.is_multiple_of(kernel.rows())
                 && out.len() == rows * n
                 && n * kb * block_bytes <= weights.len()
         );
         parts.push((
             items,
-            format,
+            kernel,
             kb * block_bytes,
             weights,
             out.as_mut_ptr() as usize,
             n,
         ));
-        items += n / group;
+        items += n / kernel.rows();
     }
     let act = x.as_ptr() as usize;
     candle_core::utils::barrier_pool().execute_chunked(items, |range| {
         for item in range {
             let p = parts.partition_point(|part| part.0 <= item) - 1;
-            let (first, format, row_bytes, weights, out, n) = parts[p];
+            let (first, kernel, row_bytes, weights, out, n) = parts[p];
             let g = item - first;
-            let (group, wide) = (group_for(format), wide_for(format));
-            let w = weights[g * group * row_bytes..].as_ptr();
-            let out = (out as *mut f32).wrapping_add(g * group);
+            let w = weights[g * kernel.rows() * row_bytes..].as_ptr();
+            let out = (out as *mut f32).wrapping_add(g * kernel.rows());
             let act = act as *const u8;
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `available()` and `wide()` checked the features; `w` starts `group`
-            // full matrix rows of `kb` blocks, `act` holds `rows × kb` blocks, and each item
-            // writes only its own `group` columns of the `rows × n` output.
+            // SAFETY: `available()` and `wide()` checked the features; `w` starts
+            // `kernel.rows()` full matrix rows of `kb` blocks, `act` holds `rows × kb` blocks,
+            // and each item writes only its own `kernel.rows()` columns of the `rows × n` output.
             unsafe {
-                match (format, wide) {
-                    (Format::Q4K, true) => x86_512::q4k_rows16(w, row_bytes, kb, act, rows, out, n),
-                    (Format::Q4K, false) => x86::q4k_rows8(w, row_bytes, kb, act, rows, out, n),
-                    (Format::Q6K, _) => x86::q6k_rows8(w, row_bytes, kb, act, rows, out, n),
+                match kernel {
+                    Kernel::Q4kRows16 => x86_512::q4k_rows16(w, row_bytes, kb, act, rows, out, n),
+                    Kernel::Q4kRows8 => x86::q4k_rows8(w, row_bytes, kb, act, rows, out, n),
+                    Kernel::Q6kRows8 => x86::q6k_rows8(w, row_bytes, kb, act, rows, out, n),
                 }
             }
             #[cfg(not(target_arch = "x86_64"))]
-            let _ = (w, row_bytes, format, wide, act, out, n);
+            let _ = (w, row_bytes, kernel, act, out, n);
         }
     });
 }
