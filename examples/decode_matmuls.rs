@@ -41,7 +41,7 @@ fn main() -> anyhow::Result<()> {
             let q = QMatMul::from_qtensor(t)?;
             Box::new(move |x: &Tensor| q.forward(x).unwrap())
         } else {
-            let w = crossbrief::backend::qweight::Weight::new(t)?;
+            let w = crossbrief::engine::quant::qweight::Weight::new(t)?;
             Box::new(move |x: &Tensor| w.forward(x).unwrap())
         };
         let kind = name.split('.').nth(2).unwrap_or("output").to_string();

@@ -4,15 +4,17 @@
 //!     cargo run --release --example rebrief -- out/brief.json [--summaries]
 
 use anyhow::Context as _;
-use crossbrief::clean::BoilerplateRules;
-use crossbrief::hub::Resolver;
-use crossbrief::lang;
-use crossbrief::manifest::Catalog;
-use crossbrief::pipeline::{self, ArticleOutcome, Context, DecodingOverride, StageStats};
+use crossbrief::config::decoding::DecodingOverride;
+use crossbrief::config::manifest::Catalog;
+use crossbrief::config::prompts::{BriefSource, Prompts};
+use crossbrief::context::Context;
+use crossbrief::domain::{ArticleOutcome, StageStats};
+use crossbrief::engine::hub::Resolver;
+use crossbrief::engine::registry::Registry;
+use crossbrief::language;
 use crossbrief::progress::Progress;
-use crossbrief::prompts::{BriefSource, Prompts};
-use crossbrief::registry::Registry;
 use crossbrief::resources::Resources;
+use crossbrief::stages::{brief, summarize};
 
 fn main() -> anyhow::Result<()> {
     let path = std::env::args()
@@ -22,7 +24,7 @@ fn main() -> anyhow::Result<()> {
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
     let mut articles: Vec<ArticleOutcome> = serde_json::from_value(json["articles"].clone())?;
     let resources = Resources::locate(None)?;
-    let catalog = Catalog::load(&resources.models_dir(), None)?;
+    let catalog = Catalog::load(&resources, None)?;
     let mut ctx = Context {
         catalog: &catalog,
         registry: Registry::new(
@@ -31,8 +33,7 @@ fn main() -> anyhow::Result<()> {
             candle_core::Device::Cpu,
             false,
         ),
-        prompts: Prompts::load(&resources.prompts_dir())?,
-        rules: BoilerplateRules::load(&resources.rules_dir().join("boilerplate"))?,
+        prompts: Prompts::load(&resources)?,
         progress: Progress::hidden(),
         decoding: DecodingOverride::default(),
     };
@@ -40,7 +41,7 @@ fn main() -> anyhow::Result<()> {
     if resummarize {
         let model = catalog.profile.summarize.clone();
         let bar = indicatif::ProgressBar::hidden();
-        let summaries = pipeline::summarize_all(&mut ctx, &model, &articles, &mut stats, &bar)?;
+        let summaries = summarize::summarize_all(&mut ctx, &model, &articles, &mut stats, &bar)?;
         for (a, summary) in articles.iter_mut().zip(summaries) {
             a.summary = Some(summary?);
             println!("[{}] {}\n", a.id, a.summary.as_deref().unwrap_or_default());
@@ -53,19 +54,18 @@ fn main() -> anyhow::Result<()> {
         .map(|(i, (a, summary))| BriefSource {
             n: i + 1,
             title: a.title_en.clone(),
-            language: lang::english_name(&a.language),
+            language: language::english_name(&a.language),
             summary: summary.clone(),
         })
         .collect();
     // brief.json does not carry the originals: the translations' figures stand in for them.
     let supported: Vec<f64> = articles
         .iter()
-        .flat_map(|a| crossbrief::check::numbers(&a.translation, "en"))
+        .flat_map(|a| crossbrief::language::numbers::numbers(&a.translation, "en"))
         .flat_map(|(_, values)| values)
         .collect();
     let model = catalog.profile.brief.clone();
-    let (brief, removed) =
-        pipeline::write_brief(&mut ctx, &model, &sources, &supported, &mut stats)?;
+    let (brief, removed) = brief::write_brief(&mut ctx, &model, &sources, &supported, &mut stats)?;
     println!("{brief}\n");
     for flag in removed {
         eprintln!("{}", flag.message);

@@ -41,7 +41,7 @@ gguf=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["run"]; print
 rows=$(python3 -c 'import json,sys; print(max(s.get("largest_batch",0) for s in json.load(open(sys.argv[1]))["run"]["stages"]) or 1)' "$out/run/brief.json")
 
 echo "bench: 2/7 crossbrief, the same prompts one at a time" >&2
-"$bin" -q bench llm "$out/prompts.jsonl" --batch-rows 1 >"$out/crossbrief-batch1.json"
+"$bin" -q bench llm "$out/prompts.jsonl" --batch-rows 1 --json >"$out/crossbrief-batch1.json"
 
 echo "bench: 3/7 llama.cpp, one sequence at a time" >&2
 "$venv/bin/python" scripts/bench_llm.py --gguf "$gguf" --prompts "$out/prompts.jsonl" \
@@ -52,14 +52,14 @@ echo "bench: 4/7 llama.cpp, up to $rows parallel sequences" >&2
   --mode parallel --batch-rows "$rows" >"$out/llama-parallel.json" 2>"$out/llama-parallel.log"
 
 echo "bench: 5/7 memory bandwidth" >&2
-"$bin" -q bench bandwidth >"$out/bandwidth.json"
+"$bin" -q bench bandwidth --json >"$out/bandwidth.json"
 
 sizes=1,8,16,32
 echo "bench: 6/7 crossbrief, decode throughput at $sizes rows" >&2
-"$bin" -q bench llm "$out/prompts.jsonl" --sweep "$sizes" --new-tokens 64 >"$out/crossbrief-sweep.json"
+"$bin" -q bench llm "$out/prompts.jsonl" --sweep "$sizes" --new-tokens 64 --json >"$out/crossbrief-sweep.json"
 
 echo "bench: 7/7 llama.cpp, decode throughput at $sizes sequences" >&2
 "$venv/bin/python" scripts/bench_llm.py --gguf "$gguf" --prompts "$out/prompts.jsonl" \
-  --mode sweep --sweep "$sizes" --new-tokens 64 >"$out/llama-sweep.json" 2>"$out/llama-sweep.log"
+  --mode sweep --sweep "$sizes" --new-tokens 64 --json >"$out/llama-sweep.json" 2>"$out/llama-sweep.log"
 
 python3 scripts/bench_report.py "$out" | tee "$out/report.md"

@@ -1,33 +1,25 @@
 //! crossbrief: cross-lingual news briefs with local open models running in candle.
 //!
-//! The flow is `article` (load) → `clean` → `lang` → `segment` → translate (`backend`) →
-//! `check` → summarize → brief → `report`, orchestrated by `pipeline`.
+//! The tree reads as the flow. [`stages`] holds one module per step, in order: `load` →
+//! `clean` → `detect` → `segment` → `translate` → `check` → `summarize` → `brief`; then
+//! [`output`] writes the files. [`pipeline`] only orchestrates them. Beneath the stages:
+//! [`domain`] (the types they share), [`language`] (language packs: numbers, names, dates,
+//! sentences), [`config`] (manifests, profiles, prompts, decoding settings) and [`engine`]
+//! (the models: hub, LLM and Marian engines, quantized kernels). [`cli`] and [`eval`] sit on
+//! top. `tests/architecture.rs` holds the imports to that order.
 
-pub mod article;
-pub mod backend;
-pub mod batch;
-pub mod bench;
-pub mod check;
-pub mod cite;
-pub mod clean;
 pub mod cli;
-pub mod device;
+pub mod config;
+pub mod context;
+pub mod domain;
+pub mod engine;
 pub mod error;
 pub mod eval;
-pub mod fidelity;
-pub mod hub;
-pub mod lang;
-pub mod llm_translate;
-pub mod manifest;
-pub mod metrics;
+pub mod language;
+pub mod output;
 pub mod pipeline;
 pub mod progress;
-pub mod prompts;
-pub mod reconcile;
-pub mod registry;
-pub mod report;
 pub mod resources;
-pub mod segment;
-pub mod stories;
+pub mod stages;
 
 pub use error::{Error, Result};

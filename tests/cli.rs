@@ -1,6 +1,8 @@
 //! Runs the `crossbrief` binary as a user would. The tests that translate use the real model
 //! (fetched by scripts/fetch-models.py); the others need no model.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -84,7 +86,7 @@ fn a_missing_model_says_what_to_run() {
         .arg(&out)
         .arg(dir.path().join("a.txt"))
         .assert()
-        .code(2)
+        .code(3)
         .stderr(contains("a.txt"))
         .stderr(contains("HF_HUB_OFFLINE"))
         .stderr(contains("fetch-models.py"));
@@ -120,6 +122,10 @@ fn a_corrupt_model_is_refused_with_its_checksum() {
 
 #[test]
 fn translate_lines_prints_one_line_per_input_line() {
+    needs_models!(
+        "translate_lines_prints_one_line_per_input_line",
+        common::LLM
+    );
     let dir = tempfile::tempdir().unwrap();
     let input = "Les actions ont augmenté de plus de 11% lundi.\n\nLe PDG a déclaré que l'entreprise allait recruter 1 000 personnes.\nMerci.\n";
     let file = write(dir.path(), "lines.fra", input.as_bytes());
@@ -144,6 +150,11 @@ fn translate_lines_prints_one_line_per_input_line() {
 
 #[test]
 fn bad_articles_are_reported_and_the_good_one_completes() {
+    needs_models!(
+        "bad_articles_are_reported_and_the_good_one_completes",
+        common::LLM,
+        common::BERGAMOT
+    );
     let dir = tempfile::tempdir().unwrap();
     let inputs = dir.path().join("in");
     std::fs::create_dir(&inputs).unwrap();
@@ -166,7 +177,7 @@ fn bad_articles_are_reported_and_the_good_one_completes() {
         .arg(&out)
         .arg(&inputs)
         .assert()
-        .code(2);
+        .code(3);
     let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
     for (file, problem) in [
         ("empty.txt", "empty"),
@@ -203,6 +214,11 @@ fn bad_articles_are_reported_and_the_good_one_completes() {
 /// reference file that is not line-aligned is named in the error.
 #[test]
 fn eval_scores_what_it_translated() {
+    needs_models!(
+        "eval_scores_what_it_translated",
+        common::LLM,
+        common::BERGAMOT
+    );
     let dir = tempfile::tempdir().unwrap();
     let dev = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ntrex-dev");
     let head = |name: &str, n: usize| {
@@ -240,7 +256,7 @@ fn eval_scores_what_it_translated() {
         .collect();
     assert_eq!(hypotheses.len(), 20);
     let chrf = report["chrf"].as_f64().unwrap();
-    assert!((chrf - crossbrief::metrics::chrf(&hypotheses, &references)).abs() < 1e-9);
+    assert!((chrf - crossbrief::eval::metrics::chrf(&hypotheses, &references)).abs() < 1e-9);
     assert!(
         chrf > 40.0,
         "chrF {chrf} on the Bergamot model's own language"
@@ -278,4 +294,152 @@ fn eval_scores_what_it_translated() {
         .failure()
         .stderr(contains(short.display().to_string()))
         .stderr(contains("line-aligned"));
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_lists_the_exit_codes() {
+    crossbrief()
+        .args(["--device", "bogus", "models", "list"])
+        .assert()
+        .code(2)
+        .stderr(contains("bogus"));
+    crossbrief()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(contains("Exit codes:"))
+        .stdout(contains("3  the run finished, but some articles failed"))
+        .stdout(contains("CROSSBRIEF_RESOURCES"));
+}
+
+#[test]
+fn one_good_and_one_empty_article_exit_3() {
+    needs_models!("one_good_and_one_empty_article_exit_3", common::LLM);
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    write(&inputs, "empty.txt", b"");
+    write(
+        &inputs,
+        "good.txt",
+        "Markets calm\n\nThe central bank kept its main rate at 4% on Tuesday, as expected by most economists, and said inflation was easing.".as_bytes(),
+    );
+    let out = dir.path().join("out");
+    crossbrief()
+        .arg("run")
+        .arg(&inputs)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(3)
+        .stderr(contains("empty.txt"));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("brief.json")).unwrap()).unwrap();
+    assert_eq!(json["articles"].as_array().unwrap().len(), 1);
+    assert_eq!(json["schema_version"], 1);
+    assert!(out.join("articles/good.md").is_file());
+}
+
+#[test]
+fn a_closed_stdout_is_a_quiet_success() {
+    let dir = tempfile::tempdir().unwrap();
+    // English passes through, so no model is needed; 200 KB outgrows any pipe buffer.
+    let line = "The committee met on Monday and published its report on the harbour works.\n";
+    let input = write(dir.path(), "long.txt", line.repeat(3000).as_bytes());
+    let stderr = dir.path().join("stderr.txt");
+    let status = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#""$0" -q translate --from en --lines "$1" 2>"$2" | head -1 >/dev/null; exit "${PIPESTATUS[0]}""#)
+        .arg(assert_cmd::cargo::cargo_bin("crossbrief"))
+        .arg(&input)
+        .arg(&stderr)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(std::fs::read_to_string(&stderr).unwrap(), "");
+}
+
+#[test]
+fn completions_and_manual_print() {
+    crossbrief()
+        .args(["completions", "bash"])
+        .assert()
+        .success()
+        .stdout(contains("_crossbrief()"));
+    crossbrief()
+        .arg("man")
+        .assert()
+        .success()
+        .stdout(contains(".TH crossbrief"));
+}
+
+/// The committed JSON Schema of brief.json is the one the types generate (regenerate with
+/// `crossbrief schema > docs/brief.schema.json`), and the README's table names every field.
+#[test]
+fn brief_json_schema_is_committed_and_documented() {
+    let out = crossbrief().arg("schema").assert().success();
+    let generated = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let committed = std::fs::read_to_string(root.join("docs/brief.schema.json")).unwrap();
+    assert_eq!(
+        generated, committed,
+        "docs/brief.schema.json is stale: crossbrief schema > docs/brief.schema.json"
+    );
+    let schema: serde_json::Value = serde_json::from_str(&generated).unwrap();
+    let mut fields = std::collections::BTreeSet::new();
+    fn collect(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::Object(props)) = map.get("properties") {
+                    out.extend(props.keys().cloned());
+                }
+                for v in map.values() {
+                    collect(v, out);
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
+            _ => {}
+        }
+    }
+    collect(&schema, &mut fields);
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let table_start = readme
+        .find("| `schema_version` |")
+        .expect("the brief.json table");
+    let table = &readme[table_start
+        ..readme[table_start..]
+            .find("## ")
+            .map_or(readme.len(), |e| table_start + e)];
+    let missing: Vec<&String> = fields
+        .iter()
+        .filter(|f| {
+            !regex::Regex::new(&format!(r"\b{f}\b"))
+                .unwrap()
+                .is_match(table)
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "README's brief.json table lacks {missing:?}"
+    );
+}
+
+/// An installed binary finds its prompts, rules, manifests and language packs without the
+/// source tree: run from `/` with nothing but the built-in resources.
+#[test]
+fn the_binary_carries_its_resources() {
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("crossbrief"))
+        .current_dir("/")
+        .env("XDG_CONFIG_HOME", tempfile::tempdir().unwrap().path())
+        .args(["models", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["profile"], "offline");
+    assert!(json["models"].as_array().unwrap().len() >= 2);
 }

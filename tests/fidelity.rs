@@ -8,14 +8,15 @@ mod common;
 use assert_cmd::Command;
 use candle_core::Device;
 use common::root;
-use crossbrief::check::FlagKind;
-use crossbrief::hub::Resolver;
-use crossbrief::llm_translate::{self, Item};
-use crossbrief::manifest::Catalog;
-use crossbrief::pipeline::{DecodingOverride, StageStats};
-use crossbrief::prompts::Prompts;
-use crossbrief::registry::Registry;
-use crossbrief::segment;
+use crossbrief::config::decoding::DecodingOverride;
+use crossbrief::config::manifest::Catalog;
+use crossbrief::config::prompts::Prompts;
+use crossbrief::domain::{FlagKind, StageStats};
+use crossbrief::engine::hub::Resolver;
+use crossbrief::engine::registry::Registry;
+use crossbrief::stages::check::Fidelity;
+use crossbrief::stages::segment;
+use crossbrief::stages::translate::llm::{self, Item};
 use indicatif::ProgressBar;
 
 /// Changes "1,000" (or "1000") to "10,000" in `text`, the mistake a small model makes.
@@ -28,11 +29,15 @@ fn corrupt(text: &str) -> Option<String> {
 
 #[test]
 fn a_changed_number_is_flagged_and_translated_again() {
-    let catalog = Catalog::load(&root().join("models"), None).unwrap();
-    let prompts = Prompts::load(&root().join("prompts")).unwrap();
+    needs_models!(
+        "a_changed_number_is_flagged_and_translated_again",
+        common::LLM
+    );
+    let catalog = Catalog::load(&crossbrief::resources::Resources::embedded(), None).unwrap();
+    let prompts = Prompts::load(&crossbrief::resources::Resources::embedded()).unwrap();
     let model = catalog.translator_for("fr").unwrap().to_string();
     let manifest = catalog.model(&model).unwrap().clone();
-    let decoding = DecodingOverride::default().resolve(&manifest);
+    let decoding = DecodingOverride::default().resolve(manifest.decoding());
     let task = manifest.generation.translate;
     let mut registry = Registry::new(&catalog, Resolver::from_env(false), Device::Cpu, false);
     let engine = registry.llm(&model).unwrap();
@@ -46,9 +51,8 @@ fn a_changed_number_is_flagged_and_translated_again() {
     let mut calls = 0;
     let mut corrupted = String::new();
     let mut translate = |items: &[Item]| {
-        let mut out = llm_translate::translate_texts(
-            engine, &prompts, items, task, decoding, &mut stats, &bar,
-        )?;
+        let mut out =
+            llm::translate_texts(engine, &prompts, items, task, decoding, &mut stats, &bar)?;
         calls += 1;
         if calls == 1 {
             corrupted = corrupt(&out[0].text)
@@ -57,7 +61,7 @@ fn a_changed_number_is_flagged_and_translated_again() {
         }
         Ok(out)
     };
-    let results = llm_translate::check_and_retry(&["fr"], &chunks, &mut translate).unwrap();
+    let results = llm::check_and_retry(&Fidelity, &["fr"], &chunks, &mut translate).unwrap();
 
     let flagged = &results.first_problems[0];
     assert!(
@@ -91,6 +95,7 @@ fn a_changed_number_is_flagged_and_translated_again() {
 /// still report the article's news.
 #[test]
 fn instructions_inside_an_article_are_content() {
+    needs_models!("instructions_inside_an_article_are_content", common::LLM);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     Command::cargo_bin("crossbrief")

@@ -16,10 +16,12 @@ use std::sync::OnceLock;
 
 use assert_cmd::Command;
 use common::{golden, root};
-use crossbrief::check;
-use crossbrief::clean::BoilerplateRules;
-use crossbrief::manifest::Catalog;
-use crossbrief::pipeline::{self, Prepared};
+use crossbrief::config::manifest::Catalog;
+use crossbrief::domain::Prepared;
+use crossbrief::language::numbers as check;
+use crossbrief::resources::Resources;
+use crossbrief::stages::clean::BoilerplateRules;
+use crossbrief::stages::detect;
 use serde_json::Value;
 
 const FIXTURES: &str = "tests/fixtures/articles";
@@ -76,8 +78,8 @@ fn cleaned_text(p: &Prepared) -> String {
 }
 
 fn prepared(id_prefix: &str) -> Prepared {
-    let catalog = Catalog::load(&root().join("models"), None).unwrap();
-    let rules = BoilerplateRules::load(&root().join("rules/boilerplate")).unwrap();
+    let catalog = Catalog::load(&Resources::embedded(), None).unwrap();
+    let rules = BoilerplateRules::load(&Resources::embedded()).unwrap();
     let path = std::fs::read_dir(root().join(FIXTURES))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -89,11 +91,16 @@ fn prepared(id_prefix: &str) -> Prepared {
                 .starts_with(id_prefix)
         })
         .unwrap();
-    pipeline::prepare(&path, id_prefix.into(), 1 << 20, &catalog, &rules).unwrap()
+    detect::prepare(&path, id_prefix.into(), 1 << 20, &catalog, &rules).unwrap()
 }
 
 #[test]
 fn every_article_is_processed_in_its_language() {
+    needs_models!(
+        "every_article_is_processed_in_its_language",
+        common::LLM,
+        common::BERGAMOT
+    );
     let json = &sample_run().json;
     assert_eq!(
         json["failures"].as_array().unwrap().len(),
@@ -139,6 +146,7 @@ fn every_article_is_processed_in_its_language() {
 
 #[test]
 fn nothing_is_truncated() {
+    needs_models!("nothing_is_truncated", common::LLM, common::BERGAMOT);
     for prefix in ["000", "001", "002", "003", "004"] {
         let a = article(prefix);
         let p = prepared(prefix);
@@ -176,6 +184,11 @@ fn nothing_is_truncated() {
 
 #[test]
 fn boilerplate_and_repeated_bodies_are_gone() {
+    needs_models!(
+        "boilerplate_and_repeated_bodies_are_gone",
+        common::LLM,
+        common::BERGAMOT
+    );
     let t = |p| article(p)["translation"].as_str().unwrap().to_lowercase();
     for prefix in ["000", "003"] {
         let text = t(prefix);
@@ -206,9 +219,14 @@ fn boilerplate_and_repeated_bodies_are_gone() {
 
 #[test]
 fn summaries_are_three_to_five_sentences() {
+    needs_models!(
+        "summaries_are_three_to_five_sentences",
+        common::LLM,
+        common::BERGAMOT
+    );
     for a in articles() {
         let summary = a["summary"].as_str().unwrap();
-        let n = crossbrief::segment::sentences(summary).len();
+        let n = crossbrief::language::sentences::sentences(summary).len();
         assert!(
             (3..=5).contains(&n),
             "{}: {n} sentences: {summary}",
@@ -219,16 +237,17 @@ fn summaries_are_three_to_five_sentences() {
 
 #[test]
 fn brief_cites_its_sources() {
+    needs_models!("brief_cites_its_sources", common::LLM, common::BERGAMOT);
     let json = &sample_run().json;
     let brief = json["brief"].as_str().unwrap();
     let sources = json["sources"].as_array().unwrap();
     assert_eq!(sources.len(), 5);
     assert!(
-        crossbrief::cite::check_citations(brief, sources.len()).is_empty(),
+        crossbrief::stages::brief::cite::check_citations(brief, sources.len()).is_empty(),
         "{brief}"
     );
     assert!(
-        !crossbrief::cite::cited_sources(brief).is_empty(),
+        !crossbrief::stages::brief::cite::cited_sources(brief).is_empty(),
         "the brief cites nothing: {brief}"
     );
     let md = std::fs::read_to_string(sample_run().out.join("brief.md")).unwrap();
@@ -240,6 +259,7 @@ fn brief_cites_its_sources() {
 
 #[test]
 fn outputs_match_golden_files() {
+    needs_models!("outputs_match_golden_files", common::LLM, common::BERGAMOT);
     for a in articles() {
         let id = &a["id"].as_str().unwrap()[..3];
         golden(
@@ -253,9 +273,10 @@ fn outputs_match_golden_files() {
 
 #[test]
 fn brief_cites_every_article() {
+    needs_models!("brief_cites_every_article", common::LLM, common::BERGAMOT);
     let json = &sample_run().json;
     let brief = json["brief"].as_str().unwrap();
-    let cited = crossbrief::cite::cited_sources(brief);
+    let cited = crossbrief::stages::brief::cite::cited_sources(brief);
     for s in json["sources"].as_array().unwrap() {
         let n = s["n"].as_u64().unwrap() as usize;
         assert!(
@@ -268,6 +289,11 @@ fn brief_cites_every_article() {
 
 #[test]
 fn every_number_of_the_brief_is_in_a_source_article() {
+    needs_models!(
+        "every_number_of_the_brief_is_in_a_source_article",
+        common::LLM,
+        common::BERGAMOT
+    );
     let brief = sample_run().json["brief"].as_str().unwrap();
     // Citations are not figures.
     let bare = regex::Regex::new(r"\[\d+(?:\s*,\s*\d+)*\]")
@@ -295,6 +321,11 @@ fn every_number_of_the_brief_is_in_a_source_article() {
 
 #[test]
 fn where_sources_differ_lists_the_stock_rise() {
+    needs_models!(
+        "where_sources_differ_lists_the_stock_rise",
+        common::LLM,
+        common::BERGAMOT
+    );
     let json = &sample_run().json;
     let n_of = |prefix: &str| {
         json["sources"]

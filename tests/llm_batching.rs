@@ -3,14 +3,13 @@
 //! greedy tokens are the same alone and in any batch, a prompt that does not fit gets its own
 //! error while the others complete, and prefix reuse does not change results.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
-use crossbrief::backend::{Decoding, LlmEngine};
-use crossbrief::hub::{Origin, ResolvedFile};
-use crossbrief::manifest::{FileRole, ModelManifest};
+use crossbrief::config::decoding::Decoding;
+use crossbrief::engine::llm::{ChatSettings, LlmEngine};
 
 const VOCAB: usize = 512;
 const DIM: usize = 256;
@@ -51,7 +50,9 @@ impl Lcg {
     }
 }
 
-fn write_model(dir: &Path) -> ModelManifest {
+/// Writes the tiny model as `tiny.gguf`, and the same tensors split in two parts the way
+/// `gguf-split` lays them out (all metadata in the first part, `split.*` keys in both).
+fn write_model(dir: &Path) {
     let mut rng = Lcg(20261122);
     let mut tensors: Vec<(String, QTensor)> = vec![
         (
@@ -117,43 +118,50 @@ fn write_model(dir: &Path) -> ModelManifest {
         ),
     ];
     let mut file = std::fs::File::create(dir.join("tiny.gguf")).unwrap();
-    let metadata: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
-    let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    gguf_file::write(&mut file, &metadata, &tensors).unwrap();
+    let all_metadata: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
+    let all_tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    gguf_file::write(&mut file, &all_metadata, &all_tensors).unwrap();
 
-    let manifest = dir.join("tiny.toml");
-    std::fs::write(
-        &manifest,
-        r#"name = "tiny-qwen2"
-display_name = "tiny random Qwen2 (test)"
-architecture = "qwen2"
-[hub]
-repo = "none/tiny"
-revision = "main"
-[[files]]
-role = "weights"
-name = "tiny.gguf"
-[prompt]
-chat_template = "{% for m in messages %}{{ m.content }}{% endfor %}"
-stop = ["<|im_end|>"]
-[generation]
-batch_rows = 8
-"#,
-    )
-    .unwrap();
-    ModelManifest::load(&manifest).unwrap()
+    let (first, second) = all_tensors.split_at(all_tensors.len() / 2);
+    let count = Value::U16(2);
+    let total = Value::I32(all_tensors.len() as i32);
+    for (no, part) in [first, second].into_iter().enumerate() {
+        let split_no = Value::U16(no as u16);
+        let mut keys: Vec<(&str, &Value)> = if no == 0 {
+            all_metadata.clone()
+        } else {
+            Vec::new()
+        };
+        keys.extend([
+            ("split.no", &split_no),
+            ("split.count", &count),
+            ("split.tensors.count", &total),
+        ]);
+        let name = format!("tiny-{:05}-of-00002.gguf", no + 1);
+        let mut file = std::fs::File::create(dir.join(name)).unwrap();
+        gguf_file::write(&mut file, &keys, part).unwrap();
+    }
 }
 
-fn engine(dir: &Path, manifest: &ModelManifest) -> LlmEngine {
-    let file = ResolvedFile {
-        role: FileRole::Weights,
-        name: "tiny.gguf".into(),
-        path: dir.join("tiny.gguf"),
-        sha256: String::new(),
-        pinned: false,
-        origin: Origin::Snapshot,
+fn split_parts(dir: &Path) -> Vec<PathBuf> {
+    // In the wrong order on purpose: the parts say their own order.
+    vec![
+        dir.join("tiny-00002-of-00002.gguf"),
+        dir.join("tiny-00001-of-00002.gguf"),
+    ]
+}
+
+fn engine_from(paths: &[PathBuf]) -> LlmEngine {
+    let settings = ChatSettings {
+        chat_template: "{% for m in messages %}{{ m.content }}{% endfor %}".into(),
+        stop: vec!["<|im_end|>".into()],
+        batch_rows: 8,
     };
-    LlmEngine::load(manifest, &[file], &Device::Cpu).unwrap()
+    LlmEngine::from_gguf("tiny-qwen2", paths, settings, &Device::Cpu).unwrap()
+}
+
+fn engine(dir: &Path) -> LlmEngine {
+    engine_from(&[dir.join("tiny.gguf")])
 }
 
 const GREEDY: Decoding = Decoding {
@@ -185,10 +193,10 @@ fn prompts() -> Vec<(Vec<u32>, usize)> {
 #[test]
 fn batched_greedy_tokens_equal_one_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = write_model(dir.path());
+    write_model(dir.path());
     let prompts = prompts();
 
-    let mut alone = engine(dir.path(), &manifest);
+    let mut alone = engine(dir.path());
     alone.set_batch_rows(1);
     let (one, t1) = alone
         .generate_from_ids(&prompts, GREEDY, &mut |_| {})
@@ -196,7 +204,7 @@ fn batched_greedy_tokens_equal_one_at_a_time() {
     assert_eq!(t1.largest_batch, 1);
 
     for rows in [4, 8, 32] {
-        let mut batched = engine(dir.path(), &manifest);
+        let mut batched = engine(dir.path());
         batched.set_batch_rows(rows);
         let (many, t) = batched
             .generate_from_ids(&prompts, GREEDY, &mut |_| {})
@@ -218,8 +226,8 @@ fn batched_greedy_tokens_equal_one_at_a_time() {
 #[test]
 fn a_prompt_too_long_fails_alone_and_the_others_complete() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = write_model(dir.path());
-    let mut llm = engine(dir.path(), &manifest);
+    write_model(dir.path());
+    let mut llm = engine(dir.path());
     let mut prompts = prompts();
     prompts.insert(2, (vec![5; CONTEXT + 3], 10));
     let mut done = Vec::new();
@@ -241,8 +249,8 @@ fn a_prompt_too_long_fails_alone_and_the_others_complete() {
 #[test]
 fn prefix_reuse_gives_the_same_tokens() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = write_model(dir.path());
-    let mut llm = engine(dir.path(), &manifest);
+    write_model(dir.path());
+    let mut llm = engine(dir.path());
     let prompt = prompts()[3].clone();
     let (first, _) = llm
         .generate_from_ids(std::slice::from_ref(&prompt), GREEDY, &mut |_| {})
@@ -254,4 +262,35 @@ fn prefix_reuse_gives_the_same_tokens() {
     assert_eq!(first.reused_tokens, 0);
     assert_eq!(again.reused_tokens, prompt.0.len() - 1);
     assert_eq!(first.ids, again.ids);
+}
+
+/// A model split in GGUF parts (as the hub ships Qwen2.5-7B) loads as one: the same tokens as
+/// the single file, with the untied output matrix of the tiny model in either case.
+#[test]
+fn a_split_gguf_decodes_as_the_single_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path());
+    let mut single = engine(dir.path());
+    let mut split = engine_from(&split_parts(dir.path()));
+    let (a, _) = single
+        .generate_from_ids(&prompts(), GREEDY, &mut |_| {})
+        .unwrap();
+    let (b, _) = split
+        .generate_from_ids(&prompts(), GREEDY, &mut |_| {})
+        .unwrap();
+    for (a, b) in a.iter().zip(&b) {
+        assert_eq!(a.as_ref().unwrap().ids, b.as_ref().unwrap().ids);
+    }
+    // A missing part is refused, naming what is wrong.
+    let settings = ChatSettings {
+        chat_template: String::new(),
+        stop: vec![],
+        batch_rows: 1,
+    };
+    let one_part = [dir.path().join("tiny-00001-of-00002.gguf")];
+    let err = LlmEngine::from_gguf("tiny", &one_part, settings, &Device::Cpu)
+        .err()
+        .expect("one part of two must not load")
+        .to_string();
+    assert!(err.contains("split in 2 part"), "{err}");
 }

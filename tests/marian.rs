@@ -7,24 +7,27 @@ mod common;
 
 use candle_core::Device;
 use common::{golden, root};
-use crossbrief::backend::marian::{MarianEngine, MarianSettings, Shortlist};
-use crossbrief::clean::BoilerplateRules;
-use crossbrief::hub::Resolver;
-use crossbrief::manifest::Catalog;
-use crossbrief::pipeline;
+use crossbrief::config::manifest::Catalog;
+use crossbrief::engine::hub::Resolver;
+use crossbrief::engine::marian::{MarianEngine, MarianSettings, Shortlist};
+use crossbrief::engine::registry::{self, Engine};
+use crossbrief::stages::clean::BoilerplateRules;
 
 const MODEL: &str = "bergamot-pt-en-tiny";
 const DEV_POR: &str = "tests/fixtures/ntrex-dev/dev.por";
 
 fn engine(configure: impl FnOnce(&mut MarianSettings)) -> MarianEngine {
-    let catalog = Catalog::load(&root().join("models"), None).unwrap();
+    let catalog = Catalog::load(&crossbrief::resources::Resources::embedded(), None).unwrap();
     let manifest = catalog.model(MODEL).unwrap();
     let files = Resolver::from_env(false)
         .resolve_all(manifest, false)
         .expect("the Bergamot model is not in the cache: run scripts/ensure-models.sh");
-    let mut engine = MarianEngine::load(manifest, &files, &Device::Cpu).unwrap();
+    let Engine::Translator(mut engine) = registry::build(manifest, &files, &Device::Cpu).unwrap()
+    else {
+        panic!("{MODEL} is a translator")
+    };
     configure(&mut engine.settings);
-    engine
+    *engine
 }
 
 fn dev_lines() -> Vec<String> {
@@ -45,6 +48,7 @@ fn translate(engine: &MarianEngine, lines: &[String]) -> Vec<String> {
 /// of dev.por; regenerate it with scripts/bergamot-reference.sh.
 #[test]
 fn agrees_with_the_reference_forward_pass() {
+    needs_models!("agrees_with_the_reference_forward_pass", common::BERGAMOT);
     let reference: Vec<String> =
         std::fs::read_to_string(root().join("tests/fixtures/bergamot/dev.por.reference.en"))
             .unwrap()
@@ -80,6 +84,7 @@ fn agrees_with_the_reference_forward_pass() {
 
 #[test]
 fn batched_output_equals_one_at_a_time() {
+    needs_models!("batched_output_equals_one_at_a_time", common::BERGAMOT);
     let lines = dev_lines();
     let batched = translate(&engine(|_| {}), &lines);
     let single = translate(&engine(|s| s.batch_rows = 1), &lines);
@@ -95,6 +100,7 @@ fn batched_output_equals_one_at_a_time() {
 
 #[test]
 fn beam_search_batched_equals_one_at_a_time() {
+    needs_models!("beam_search_batched_equals_one_at_a_time", common::BERGAMOT);
     let lines: Vec<String> = dev_lines().into_iter().take(24).collect();
     let batched = translate(&engine(|s| s.beam_size = 4), &lines);
     let single = translate(
@@ -115,16 +121,17 @@ fn beam_search_batched_equals_one_at_a_time() {
 
 #[test]
 fn portuguese_sample_sentences_match_golden() {
-    let catalog = Catalog::load(&root().join("models"), None).unwrap();
-    let rules = BoilerplateRules::load(&root().join("rules/boilerplate")).unwrap();
+    needs_models!("portuguese_sample_sentences_match_golden", common::BERGAMOT);
+    let catalog = Catalog::load(&crossbrief::resources::Resources::embedded(), None).unwrap();
+    let rules = BoilerplateRules::load(&crossbrief::resources::Resources::embedded()).unwrap();
     let mut sentences = Vec::new();
     for entry in std::fs::read_dir(root().join("tests/fixtures/articles")).unwrap() {
         let path = entry.unwrap().path();
         let id = path.file_stem().unwrap().to_string_lossy().to_string();
-        let p = pipeline::prepare(&path, id, 1 << 20, &catalog, &rules).unwrap();
+        let p = crossbrief::stages::detect::prepare(&path, id, 1 << 20, &catalog, &rules).unwrap();
         if p.lang.code == "pt" {
             for paragraph in p.cleaned.title.iter().chain(&p.cleaned.paragraphs) {
-                sentences.extend(crossbrief::segment::sentences(paragraph));
+                sentences.extend(crossbrief::language::sentences::sentences(paragraph));
             }
         }
     }
@@ -141,6 +148,7 @@ fn portuguese_sample_sentences_match_golden() {
 
 #[test]
 fn the_length_limit_is_reported() {
+    needs_models!("the_length_limit_is_reported", common::BERGAMOT);
     let engine = engine(|s| {
         s.max_length_factor = 0.2;
         s.min_max_length = 3;
@@ -168,7 +176,7 @@ fn corrupt_files_are_named_in_the_error() {
 
     let model = dir.path().join("model.bin");
     std::fs::write(&model, [1u8, 0, 0, 0, 0, 0, 0, 0, 200, 0, 0, 0, 0, 0, 0, 0]).unwrap();
-    let err = crossbrief::backend::marian::bergamot::load(&model, &Device::Cpu)
+    let err = crossbrief::engine::marian::bergamot::load(&model, &Device::Cpu)
         .expect_err("garbage accepted as a model")
         .to_string();
     assert!(err.contains("model.bin") && err.contains("Marian"), "{err}");

@@ -1,0 +1,296 @@
+//! Command-line arguments (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use clap_complete::Shell;
+
+use crate::engine::device::DeviceChoice;
+use crate::stages::load::DEFAULT_MAX_BYTES;
+
+const AFTER_HELP: &str = "\
+Examples:
+  crossbrief run articles/ --out out        translate, summarize and brief a folder
+  crossbrief translate --from fr article.txt
+  crossbrief models fetch                   download the profile's models
+  crossbrief eval --from pt --src pt.txt --ref en.txt --json
+  crossbrief completions bash > /etc/bash_completion.d/crossbrief
+
+Exit codes:
+  0  done
+  1  error (bad input to the command, missing resources or models)
+  2  usage error (bad arguments)
+  3  the run finished, but some articles failed (named on stderr and in brief.json)
+
+Environment:
+  CROSSBRIEF_DEVICE      default for --device
+  CROSSBRIEF_PROFILE     default for --profile
+  CROSSBRIEF_RESOURCES   default for --resources
+  HF_HOME                Hugging Face cache (models are looked up and downloaded there)
+  HF_ENDPOINT            Hugging Face hub address
+  HF_HUB_OFFLINE=1       never download; use the cache only
+  RUST_LOG               log filter (overrides -v/-q), e.g. crossbrief=debug
+  CROSSBRIEF_RECORD_PROMPTS=FILE   append every LLM prompt to FILE (for crossbrief bench llm)";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "crossbrief",
+    version,
+    about = "Cross-lingual news briefs: translate articles into English with local open models, summarize each, and write one brief that cites its sources.",
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    /// Where models run: auto (CUDA when built with it and a GPU is present, else CPU), cpu, cuda or cuda:N.
+    #[arg(
+        long,
+        global = true,
+        default_value = "auto",
+        env = "CROSSBRIEF_DEVICE",
+        help_heading = "Global options"
+    )]
+    pub device: DeviceChoice,
+
+    /// Model profile from models/profiles.toml (which model translates each language, summarizes and briefs); default: the file's `default`.
+    #[arg(
+        long,
+        global = true,
+        env = "CROSSBRIEF_PROFILE",
+        help_heading = "Global options"
+    )]
+    pub profile: Option<String>,
+
+    /// Folder whose models/, prompts/, rules/ and languages/ files override the built-in ones, file by file (then ~/.config/crossbrief, then the built-in defaults).
+    #[arg(
+        long,
+        global = true,
+        env = "CROSSBRIEF_RESOURCES",
+        help_heading = "Global options"
+    )]
+    pub resources: Option<PathBuf>,
+
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
+    pub verbose: u8,
+
+    /// No progress bars and only errors on stderr.
+    #[arg(short, long, global = true, help_heading = "Global options")]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Translate, summarize and brief articles (files or folders of .txt, .md and .json).
+    Run(RunArgs),
+    /// Print the English translation of one file.
+    Translate(TranslateArgs),
+    /// Translate a line-aligned corpus and score it against English references (chrF, BLEU).
+    Eval(EvalArgs),
+    /// List, download or verify the models of the profile.
+    Models {
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
+    /// Performance figures (scripts/bench.sh runs them beside llama.cpp).
+    Bench {
+        #[command(subcommand)]
+        action: BenchAction,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: Shell },
+    /// Print the manual page (roff).
+    Man,
+    /// Print the JSON Schema of brief.json.
+    Schema,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchAction {
+    /// Memory read bandwidth of this machine, GB/s (the bound of one-sequence decoding).
+    Bandwidth {
+        /// Buffer size in MiB (well beyond the caches).
+        #[arg(long, default_value_t = 2048)]
+        mib: usize,
+        /// Reader threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replays LLM prompts recorded by a run (CROSSBRIEF_RECORD_PROMPTS=FILE crossbrief run …)
+    /// call by call, and prints prefill/decode figures as JSON.
+    Llm {
+        /// The recorded prompts (JSON lines).
+        prompts: PathBuf,
+        /// The LLM to run them on (default: the profile's summarizer).
+        #[arg(long)]
+        model: Option<String>,
+        /// Prompts decoded together at most (default: the manifest's).
+        #[arg(long)]
+        batch_rows: Option<usize>,
+        /// Instead of the replay, decode throughput at these batch sizes (e.g. 1,8,16,32):
+        /// that many of the prompts (repeated if fewer) each decode exactly --new-tokens
+        /// tokens together, past stop tokens.
+        #[arg(long, value_delimiter = ',')]
+        sweep: Vec<usize>,
+        /// New tokens per row in --sweep.
+        #[arg(long, default_value_t = 64)]
+        new_tokens: usize,
+        /// Never download: use only models already in the local cache.
+        #[arg(long)]
+        no_download: bool,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Decoding and batching")]
+pub struct DecodingArgs {
+    /// Sampling temperature; 0 decodes greedily (deterministic). Default: the model manifest's.
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling threshold, used when temperature > 0. Default: the manifest's.
+    #[arg(long)]
+    pub top_p: Option<f64>,
+    /// Random seed for sampling. Default: the manifest's.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Dedicated translators: beam size (1 = greedy). Default: the manifest's.
+    #[arg(long)]
+    pub beam: Option<usize>,
+    /// At most this many sentences (dedicated translators) or prompts (LLM) decoded together.
+    /// Default: the manifest's.
+    #[arg(long)]
+    pub batch_rows: Option<usize>,
+    /// Dedicated translators: at most this many padded source tokens per batch. Default: the manifest's.
+    #[arg(long)]
+    pub batch_tokens: Option<usize>,
+    /// Dedicated translators: score the whole vocabulary instead of the lexical shortlist.
+    #[arg(long)]
+    pub no_shortlist: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Article files or folders (.txt, .md, .json with title/body/optional lang).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+
+    /// Output folder for brief.md, brief.json and articles/.
+    #[arg(long, short, default_value = "out")]
+    pub out: PathBuf,
+
+    /// Refuse input files larger than this many bytes.
+    #[arg(long, default_value_t = DEFAULT_MAX_BYTES)]
+    pub max_bytes: u64,
+
+    /// Never download: use only models already in the local cache.
+    #[arg(long)]
+    pub no_download: bool,
+
+    #[command(flatten)]
+    pub decoding: DecodingArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TranslateArgs {
+    /// Source language (ISO 639-1: pt, fr, ar, …).
+    #[arg(long = "from")]
+    pub from: String,
+
+    /// Translate each line on its own and print exactly one line per input line (for aligned evaluation corpora).
+    #[arg(long)]
+    pub lines: bool,
+
+    /// The file to translate (UTF-8 text).
+    pub file: PathBuf,
+
+    /// Write the translation's figures (segments, tokens, seconds, model load time) as JSON here.
+    #[arg(long)]
+    pub stats: Option<PathBuf>,
+
+    /// Refuse input files larger than this many bytes.
+    #[arg(long, default_value_t = 16 * DEFAULT_MAX_BYTES)]
+    pub max_bytes: u64,
+
+    /// Never download: use only models already in the local cache.
+    #[arg(long)]
+    pub no_download: bool,
+
+    #[command(flatten)]
+    pub decoding: DecodingArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Source language (ISO 639-1: pt, fr, ar, …).
+    #[arg(long = "from")]
+    pub from: String,
+
+    /// Source text, one segment per line.
+    #[arg(long)]
+    pub src: PathBuf,
+
+    /// English references, line-aligned with --src.
+    #[arg(long = "ref")]
+    pub reference: PathBuf,
+
+    /// Document ids, one per line (for --documents and --skip-docs).
+    #[arg(long)]
+    pub docids: Option<PathBuf>,
+
+    /// Translate each document whole, as an article (its lines joined), and score documents
+    /// instead of lines.
+    #[arg(long, requires = "docids")]
+    pub documents: bool,
+
+    /// Leave out the first N documents (where the prompts' worked examples come from).
+    #[arg(long, requires = "docids", default_value_t = 0)]
+    pub skip_docs: usize,
+
+    /// Translate with this model instead of the profile's translator for the language.
+    #[arg(long)]
+    pub model: Option<String>,
+
+    /// Write the translations here, one segment (line or document) per line.
+    #[arg(long)]
+    pub hyp: Option<PathBuf>,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Never download: use only models already in the local cache.
+    #[arg(long)]
+    pub no_download: bool,
+
+    #[command(flatten)]
+    pub decoding: DecodingArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsAction {
+    /// Show each model of the catalog, its files and whether they are in the local cache.
+    List {
+        /// Print the list as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download the profile's models from the Hugging Face hub into the local cache (honours HF_HOME, HF_ENDPOINT, HF_HUB_OFFLINE).
+    Fetch {
+        /// Every model with a manifest, not only the profile's.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Check that the profile's model files are in the cache with the pinned sha256.
+    Verify {
+        /// Every model with a manifest, not only the profile's.
+        #[arg(long)]
+        all: bool,
+    },
+}

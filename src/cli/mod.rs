@@ -1,0 +1,163 @@
+//! The command line: its arguments ([`args`]) and one function per subcommand.
+//!
+//! Exit codes: 0 done; 1 error (nothing or not everything could be done); 2 usage error
+//! (clap); 3 the run finished but some articles failed. A closed stdout (`| head`) ends the
+//! command quietly with 0.
+
+pub mod args;
+pub mod bench;
+pub mod docs;
+pub mod eval;
+pub mod models;
+pub mod run;
+pub mod translate;
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use crate::config::decoding::DecodingOverride;
+use crate::config::manifest::Catalog;
+use crate::config::prompts::Prompts;
+use crate::context::Context;
+use crate::engine::hub::Resolver;
+use crate::engine::registry::Registry;
+use crate::language::{self, Packs};
+use crate::progress::Progress;
+use crate::resources::Resources;
+use args::DecodingArgs;
+pub use args::{Cli, Command};
+
+/// Every subcommand finished its work.
+pub const EXIT_DONE: u8 = 0;
+/// An error: bad input to the command as a whole, missing resources or models.
+pub const EXIT_ERROR: u8 = 1;
+/// The command line itself was wrong (clap's own code).
+pub const EXIT_USAGE: u8 = 2;
+/// `run` finished, but some articles failed (each named on stderr and in `brief.json`).
+pub const EXIT_PARTIAL: u8 = 3;
+
+/// Runs the parsed command line; the exit code follows [`EXIT_CODES`].
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Commands that need no models, resources or device.
+    match &cli.command {
+        Command::Completions { shell } => return docs::completions(*shell),
+        Command::Man => return docs::man(),
+        Command::Schema => return docs::schema(),
+        _ => {}
+    }
+    let resources = Resources::locate(cli.resources.as_deref())?;
+    language::install(Packs::load(&resources)?);
+    let catalog = Catalog::load(&resources, cli.profile.as_deref())?;
+    let progress = Progress::new(cli.quiet);
+    match cli.command {
+        Command::Run(args) => run::run(
+            &cli.device.open()?,
+            &resources,
+            &catalog,
+            progress,
+            args,
+            cli.quiet,
+        ),
+        Command::Translate(args) => {
+            let dedicated = catalog
+                .translator_for(&args.from.to_ascii_lowercase())
+                .and_then(|m| catalog.model(m).ok())
+                .is_some_and(|m| m.architecture.is_translator());
+            if dedicated {
+                single_threaded_kernels();
+            }
+            translate::translate(&cli.device.open()?, &resources, &catalog, progress, args)
+        }
+        Command::Eval(args) => {
+            let lang = args.from.to_ascii_lowercase();
+            let model = match &args.model {
+                Some(m) => m.clone(),
+                None => catalog
+                    .translator_for(&lang)
+                    .with_context(|| {
+                        format!(
+                            "profile {} has no translator for {lang}",
+                            catalog.profile_name
+                        )
+                    })?
+                    .to_string(),
+            };
+            if catalog.model(&model)?.architecture.is_translator() {
+                single_threaded_kernels();
+            }
+            eval::eval(
+                &cli.device.open()?,
+                &resources,
+                &catalog,
+                progress,
+                args,
+                &lang,
+                &model,
+            )
+        }
+        Command::Models { action } => models::models(&catalog, action, cli.quiet),
+        Command::Bench { action } => {
+            bench::bench(&cli.device, &resources, &catalog, progress, action)
+        }
+        Command::Completions { .. } | Command::Man | Command::Schema => {
+            unreachable!("handled above")
+        }
+    }
+}
+
+/// A dedicated translator on the CPU runs one batch per core, each with single-threaded
+/// kernels: its matrices are small, and splitting every one across cores costs more in
+/// synchronisation than it gains. Left alone when the user set the variables. Called before
+/// candle starts any thread.
+pub fn single_threaded_kernels() {
+    for var in ["RAYON_NUM_THREADS", "CANDLE_NUM_THREADS"] {
+        if std::env::var_os(var).is_none() {
+            std::env::set_var(var, "1");
+        }
+    }
+}
+
+pub fn overrides(d: &DecodingArgs) -> DecodingOverride {
+    DecodingOverride {
+        temperature: d.temperature,
+        top_p: d.top_p,
+        seed: d.seed,
+        beam_size: d.beam,
+        batch_rows: d.batch_rows,
+        batch_tokens: d.batch_tokens,
+        shortlist: d.no_shortlist.then_some(false),
+    }
+}
+
+pub fn context<'a>(
+    device: &candle_core::Device,
+    resources: &Resources,
+    catalog: &'a Catalog,
+    progress: Progress,
+    decoding: DecodingOverride,
+    no_download: bool,
+) -> anyhow::Result<Context<'a>> {
+    let resolver = Resolver::from_env(progress.is_visible());
+    Ok(Context {
+        catalog,
+        registry: Registry::new(catalog, resolver, device.clone(), !no_download),
+        prompts: Prompts::load(resources)?,
+        progress,
+        decoding,
+    })
+}
+
+/// Whether `error` is a write to a closed pipe (`crossbrief translate … | head -1`).
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Reads a file for a command, naming it in the error.
+pub fn read_file(path: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}

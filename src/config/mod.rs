@@ -1,0 +1,6 @@
+//! Configuration read at run time: model manifests and profiles, prompt templates, and
+//! decoding settings with their command-line overrides.
+
+pub mod decoding;
+pub mod manifest;
+pub mod prompts;

@@ -1,0 +1,369 @@
+//! The types every stage shares: an article as loaded, cleaned and identified; its
+//! translation and outcome; flags and fidelity problems; failures; stage statistics; the run's
+//! result. Stages produce and consume these; this module imports no stage.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// The format of an input file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Markdown,
+    Json,
+}
+
+/// One input file, decoded but not yet cleaned.
+#[derive(Debug, Clone)]
+pub struct SourceDoc {
+    /// File stem, unique within the run.
+    pub id: String,
+    pub path: PathBuf,
+    pub format: Format,
+    pub text: String,
+    pub declared_title: Option<String>,
+    pub declared_lang: Option<String>,
+}
+
+/// Why a paragraph was removed by cleaning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Removal {
+    RepeatedBlock { text: String },
+    Boilerplate { rule: String, text: String },
+}
+
+/// The cleaned article: title (if one was found) and body paragraphs.
+#[derive(Debug, Clone)]
+pub struct Cleaned {
+    pub title: Option<String>,
+    pub paragraphs: Vec<String>,
+    pub removed: Vec<Removal>,
+}
+
+/// The language of a text and how sure the detector is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Detection {
+    /// ISO 639-1 where one exists, else ISO 639-3.
+    pub code: String,
+    pub confidence: f64,
+    pub reliable: bool,
+    /// `detected` or `declared` (a JSON article's `lang`).
+    pub source: &'static str,
+}
+
+/// A cleaned article with its language, ready to translate.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub doc: SourceDoc,
+    pub lang: Detection,
+    pub cleaned: Cleaned,
+    pub flags: Vec<Flag>,
+}
+
+impl Prepared {
+    /// The units an article is translated in: its title, when there is one, then its
+    /// paragraphs.
+    pub fn units(&self) -> Vec<String> {
+        self.cleaned
+            .title
+            .iter()
+            .chain(self.cleaned.paragraphs.iter())
+            .cloned()
+            .collect()
+    }
+}
+
+/// A problem found in one article, reported in `brief.json` and as a footnote in `brief.md`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Flag {
+    pub kind: FlagKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FlagKind {
+    /// A number of the source is not in the translation.
+    MissingNumber,
+    /// A number of the translation is not in the source.
+    ExtraNumber,
+    /// The model stopped at its token budget: the output may be incomplete.
+    TokenBudget,
+    /// The same words repeat over and over.
+    Repetition,
+    /// Language detection was unsure or disagreed with a declared language.
+    Language,
+    /// The brief cites a source number that does not exist.
+    Citation,
+    /// A Latin-script name or ticker of the source is not in the translation.
+    MissingName,
+    /// A month or weekday of the source is not in the translation.
+    MissingDate,
+    /// An amount kept its value but lost or changed its unit (percent, currency).
+    ChangedUnit,
+    /// The translation is far shorter or longer than translations of this language run.
+    LengthRatio,
+    /// A brief sentence gave a figure that no source article has; it was removed.
+    UnsupportedNumber,
+}
+
+/// One thing a translation lost or changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    pub kind: FlagKind,
+    /// What is missing or wrong, as the source writes it.
+    pub item: String,
+}
+
+impl Problem {
+    pub fn new(kind: FlagKind, item: impl Into<String>) -> Self {
+        Problem {
+            kind,
+            item: item.into(),
+        }
+    }
+
+    /// One line for a report: "number 1.000 of the source is not in the translation".
+    pub fn describe(&self) -> String {
+        let item = &self.item;
+        match self.kind {
+            FlagKind::MissingNumber => {
+                format!("number {item} of the source is not in the translation")
+            }
+            FlagKind::ExtraNumber => {
+                format!("number {item} of the translation is not in the source")
+            }
+            FlagKind::MissingName => format!("name {item} of the source is not in the translation"),
+            FlagKind::MissingDate => format!("{item} of the source is not in the translation"),
+            FlagKind::ChangedUnit => item.clone(),
+            FlagKind::LengthRatio => {
+                format!("translation length is {item} of the source's, outside the usual range")
+            }
+            FlagKind::Repetition => "the translation ends in a repetition loop".to_string(),
+            _ => item.clone(),
+        }
+    }
+}
+
+/// The fidelity verdict on translations, as the translate stage's retry round uses it. The
+/// check stage implements it; the orchestrator hands it to the translate stage, so that
+/// translation never imports the stage after it.
+pub trait FidelityCheck {
+    /// Everything wrong with `translation` as an English rendering of `source` (in `lang`).
+    fn problems(&self, source: &str, lang: &str, translation: &str) -> Vec<Problem>;
+    /// What the English rendering of `text` must contain, listed in a retry's prompt.
+    fn must_keep(&self, text: &str, lang: &str) -> Vec<String>;
+}
+
+/// One turn of a chat prompt.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChatMessage {
+    pub role: &'static str,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn system(content: impl Into<String>) -> Self {
+        ChatMessage {
+            role: "system",
+            content: content.into(),
+        }
+    }
+    pub fn user(content: impl Into<String>) -> Self {
+        ChatMessage {
+            role: "user",
+            content: content.into(),
+        }
+    }
+    pub fn assistant(content: impl Into<String>) -> Self {
+        ChatMessage {
+            role: "assistant",
+            content: content.into(),
+        }
+    }
+}
+
+/// Timing and token counts of one stage.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct StageStats {
+    pub name: String,
+    pub items: usize,
+    pub wall_s: f64,
+    /// Prompt tokens prefilled.
+    pub prompt_tokens: usize,
+    /// Prompt tokens served from the KV cache of a shared prefix instead.
+    pub reused_prompt_tokens: usize,
+    pub generated_tokens: usize,
+    pub prefill_s: f64,
+    pub decode_s: f64,
+    pub prefill_tokens_per_s: f64,
+    pub decode_tokens_per_s: f64,
+    /// LLM decoding batches, the most rows one of them held, and their forward passes.
+    pub batches: usize,
+    pub largest_batch: usize,
+    pub decode_steps: usize,
+}
+
+impl StageStats {
+    pub fn new(name: &str) -> Self {
+        StageStats {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    /// One generation's tokens: prefilled, served from a shared prefix, and new.
+    pub fn add_generation(&mut self, prompt_tokens: usize, reused: usize, generated: usize) {
+        self.prompt_tokens += prompt_tokens;
+        self.reused_prompt_tokens += reused;
+        self.generated_tokens += generated;
+        self.items += 1;
+    }
+
+    /// One batched call's time and shape.
+    pub fn add_batch(
+        &mut self,
+        prefill: Duration,
+        decode: Duration,
+        batches: usize,
+        largest_batch: usize,
+        steps: usize,
+    ) {
+        self.prefill_s += prefill.as_secs_f64();
+        self.decode_s += decode.as_secs_f64();
+        self.batches += batches;
+        self.largest_batch = self.largest_batch.max(largest_batch);
+        self.decode_steps += steps;
+    }
+
+    pub fn finish(&mut self, started: Instant) {
+        self.wall_s = started.elapsed().as_secs_f64();
+        let rate = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
+        self.prefill_tokens_per_s = rate(self.prompt_tokens, self.prefill_s);
+        self.decode_tokens_per_s = rate(self.generated_tokens, self.decode_s);
+    }
+}
+
+/// An article that could not be processed, and at which step.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Failure {
+    pub source_path: PathBuf,
+    pub stage: String,
+    pub error: String,
+}
+
+impl Failure {
+    pub fn new(path: &Path, stage: &str, error: &Error) -> Self {
+        tracing::info!(path = %path.display(), stage, "{error}");
+        Failure {
+            source_path: path.to_path_buf(),
+            stage: stage.into(),
+            error: error.to_string(),
+        }
+    }
+}
+
+/// What went wrong in one translated unit (paragraph, line or title), kept per unit so that a
+/// batch spanning several articles can be split back into articles.
+#[derive(Debug, Clone, Default)]
+pub struct UnitIssues {
+    /// Chunks that stopped at the new-token budget or length limit.
+    pub budget_hits: usize,
+    /// Chunks that ended in a repetition loop.
+    pub loops: usize,
+    /// What the fidelity check still finds wrong in the translation kept.
+    pub problems: Vec<Problem>,
+}
+
+/// Units translated by one translator.
+#[derive(Debug, Clone)]
+pub struct Translated {
+    pub translator: String,
+    pub units: Vec<String>,
+    pub issues: Vec<UnitIssues>,
+    /// Chunks translated again because their first translation failed the fidelity check.
+    pub retried: usize,
+}
+
+impl Translated {
+    pub fn budget_hits(&self) -> usize {
+        self.issues.iter().map(|i| i.budget_hits).sum()
+    }
+
+    pub fn loops(&self) -> usize {
+        self.issues.iter().map(|i| i.loops).sum()
+    }
+
+    /// Splits off the first `n` units (one article of a shared batch).
+    pub fn take_front(&mut self, n: usize) -> Translated {
+        let rest_units = self.units.split_off(n);
+        let rest_issues = self.issues.split_off(n);
+        Translated {
+            translator: self.translator.clone(),
+            units: std::mem::replace(&mut self.units, rest_units),
+            issues: std::mem::replace(&mut self.issues, rest_issues),
+            retried: 0,
+        }
+    }
+}
+
+/// One article through to the end.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ArticleOutcome {
+    pub id: String,
+    pub source_path: PathBuf,
+    pub language: String,
+    pub language_confidence: f64,
+    pub title: String,
+    pub title_detected: bool,
+    pub title_en: String,
+    pub translation: String,
+    pub summary: Option<String>,
+    pub translator: String,
+    pub source_paragraphs: usize,
+    pub translation_paragraphs: usize,
+    pub flags: Vec<Flag>,
+    /// Chunks translated again after failing the fidelity check.
+    #[serde(default)]
+    pub retried_chunks: usize,
+    /// The cleaned original (title and paragraphs), which facts are checked against.
+    #[serde(skip)]
+    pub original: String,
+    pub removed: Vec<Removal>,
+}
+
+/// An amount as one source gives it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Claim {
+    pub source: usize,
+    /// As the English text writes it, with its qualifier: "more than 11%".
+    pub value: String,
+    /// The headline says it (not the body).
+    pub in_headline: bool,
+    /// The clause it comes from.
+    pub context: String,
+}
+
+/// Sources that give different values for the same fact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Difference {
+    /// What the figure is about: a name and a topic, "CleanSpark shares".
+    pub subject: String,
+    pub claims: Vec<Claim>,
+}
+
+/// Everything `run` produced.
+pub struct RunOutcome {
+    pub articles: Vec<ArticleOutcome>,
+    pub failures: Vec<Failure>,
+    pub brief: Option<String>,
+    pub brief_flags: Vec<Flag>,
+    pub differences: Vec<Difference>,
+    pub stages: Vec<StageStats>,
+}

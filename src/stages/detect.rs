@@ -1,0 +1,152 @@
+//! Language identification (whatlang) reported as ISO 639-1 codes with a confidence, and
+//! the step that turns a file into an article ready to translate: load, clean, detect.
+
+use std::path::Path;
+
+use whatlang::Lang;
+
+use crate::config::manifest::Catalog;
+use crate::domain::{Detection, Flag, FlagKind, Prepared};
+use crate::error::{Error, Result};
+use crate::stages::clean::{self, BoilerplateRules};
+use crate::stages::load;
+
+/// Reads, cleans and identifies one file: a declared language (JSON `lang`) wins over
+/// detection, and a disagreement or an unsure detection is flagged; a language the profile
+/// cannot translate is refused.
+pub fn prepare(
+    path: &Path,
+    id: String,
+    max_bytes: u64,
+    catalog: &Catalog,
+    rules: &BoilerplateRules,
+) -> Result<Prepared> {
+    let doc = load::load(path, id, max_bytes)?;
+    let dedup = clean::deduplicate(&doc.text, doc.format);
+    let body = dedup.paragraphs.join("\n");
+    let detected = detect(&body);
+    let mut flags = Vec::new();
+    let lang = match (&doc.declared_lang, detected) {
+        (Some(declared), detected) => {
+            if let Some(d) = detected
+                .as_ref()
+                .filter(|d| d.reliable && &d.code != declared)
+            {
+                flags.push(Flag {
+                    kind: FlagKind::Language,
+                    message: format!("declared language {declared} but the text looks like {} (confidence {:.2})", d.code, d.confidence),
+                });
+            }
+            Detection {
+                code: declared.clone(),
+                confidence: 1.0,
+                reliable: true,
+                source: "declared",
+            }
+        }
+        (None, Some(d)) => d,
+        (None, None) => {
+            return Err(Error::input(
+                path,
+                "could not identify the language of the text",
+            ))
+        }
+    };
+    let supported = catalog.supported_languages();
+    if !supported.contains(&lang.code) {
+        return Err(Error::UnsupportedLanguage {
+            path: path.to_path_buf(),
+            lang: lang.code.clone(),
+            confidence: lang.confidence,
+            supported: supported.join(", "),
+        });
+    }
+    if !lang.reliable {
+        flags.push(Flag {
+            kind: FlagKind::Language,
+            message: format!(
+                "language detection unsure: {} with confidence {:.2}",
+                lang.code, lang.confidence
+            ),
+        });
+    }
+    let cleaned = clean::finish(dedup, rules, &lang.code, doc.declared_title.as_deref());
+    if cleaned.paragraphs.is_empty() {
+        return Err(Error::input(
+            path,
+            "nothing left to translate after removing repeated blocks and boilerplate",
+        ));
+    }
+    Ok(Prepared {
+        doc,
+        lang,
+        cleaned,
+        flags,
+    })
+}
+
+/// Detects the language of `text`; `None` when whatlang cannot tell at all.
+pub fn detect(text: &str) -> Option<Detection> {
+    let info = whatlang::detect(text)?;
+    Some(Detection {
+        code: iso639_1(info.lang()).to_string(),
+        confidence: info.confidence(),
+        reliable: info.is_reliable(),
+        source: "detected",
+    })
+}
+
+/// ISO 639-1 for the languages whatlang knows that have one.
+fn iso639_1(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Eng => "en",
+        Lang::Por => "pt",
+        Lang::Fra => "fr",
+        Lang::Ara => "ar",
+        Lang::Spa => "es",
+        Lang::Ita => "it",
+        Lang::Deu => "de",
+        Lang::Nld => "nl",
+        Lang::Rus => "ru",
+        Lang::Ukr => "uk",
+        Lang::Pol => "pl",
+        Lang::Tur => "tr",
+        Lang::Pes => "fa",
+        Lang::Urd => "ur",
+        Lang::Heb => "he",
+        Lang::Hin => "hi",
+        Lang::Cmn => "zh",
+        Lang::Jpn => "ja",
+        Lang::Kor => "ko",
+        Lang::Ron => "ro",
+        Lang::Cat => "ca",
+        Lang::Swe => "sv",
+        Lang::Dan => "da",
+        Lang::Nob => "nb",
+        Lang::Fin => "fi",
+        Lang::Ell => "el",
+        Lang::Ind => "id",
+        Lang::Vie => "vi",
+        other => other.code(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_the_three_languages_on_text_of_our_own() {
+        let cases = [
+            ("O governo anunciou ontem um novo pacote de medidas para apoiar as famílias e as empresas afetadas pela subida dos preços da energia.", "pt"),
+            ("Le gouvernement a annoncé hier un nouveau plan de mesures pour soutenir les ménages et les entreprises touchés par la hausse des prix de l'énergie.", "fr"),
+            ("أعلنت الحكومة أمس عن حزمة جديدة من الإجراءات لدعم الأسر والشركات المتضررة من ارتفاع أسعار الطاقة.", "ar"),
+            ("The government announced a new package of measures yesterday to support households and businesses hit by rising energy prices.", "en"),
+        ];
+        for (text, code) in cases {
+            let d = detect(text).unwrap();
+            assert_eq!(d.code, code, "{text}");
+            assert!(d.confidence > 0.5, "{d:?}");
+        }
+    }
+}

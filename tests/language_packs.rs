@@ -1,0 +1,78 @@
+//! Every language pack against cases written in its language, kept as data in
+//! `tests/fixtures/language-cases/<code>.toml`: a language added as a pack brings its cases,
+//! and no Rust changes. Each case is a source sentence and a faithful English translation:
+//! its numbers (with scale words) must read as the same values, its months and weekdays
+//! must match, and the names it lists must be found.
+
+use std::path::Path;
+
+use crossbrief::language::calendar::missing_calendar_words;
+use crossbrief::language::names::source_names;
+use crossbrief::language::numbers::{invented_numbers, lost_numbers};
+use crossbrief::stages::check;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Cases {
+    case: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    source: String,
+    english: String,
+    #[serde(default)]
+    names: Vec<String>,
+    /// A wrong translation of the source: the check must find a problem in it.
+    #[serde(default)]
+    wrong: Option<String>,
+}
+
+#[test]
+fn every_pack_reads_its_own_cases() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/language-cases");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        let path = entry.path();
+        let lang = path.file_stem().unwrap().to_str().unwrap().to_string();
+        assert!(
+            crossbrief::language::pack(&lang).is_some(),
+            "{}: no languages/{lang}.toml",
+            path.display()
+        );
+        let cases: Cases = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for c in &cases.case {
+            let where_ = format!("{} ({})", path.display(), c.source);
+            assert_eq!(
+                lost_numbers(&c.source, &lang, &c.english),
+                Vec::<String>::new(),
+                "{where_}"
+            );
+            assert_eq!(
+                invented_numbers(&c.source, &lang, &c.english),
+                Vec::<String>::new(),
+                "{where_}"
+            );
+            assert_eq!(
+                missing_calendar_words(&c.source, &lang, &c.english),
+                Vec::<String>::new(),
+                "{where_}"
+            );
+            let found = source_names(&c.source, &lang);
+            for name in &c.names {
+                assert!(
+                    found.contains(name),
+                    "{where_}: name {name} not found in {found:?}"
+                );
+            }
+            if let Some(wrong) = &c.wrong {
+                assert!(
+                    !check::problems(&c.source, &lang, wrong).is_empty(),
+                    "{where_}: nothing wrong found in {wrong:?}"
+                );
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 6, "only {seen} cases");
+}
