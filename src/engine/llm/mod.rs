@@ -1,5 +1,5 @@
 //! A chat LLM ready to generate: GGUF weights (one file or split parts), tokenizer from the
-//! same file, chat template and stop tokens from the settings. The engine batches prompts
+//! same file (candle's `TokenizerFromGguf`), chat template and stop tokens from the settings. The engine batches prompts
 //! over any causal-LM family behind [`CausalLm`]; the family comes from the GGUF's
 //! `general.architecture`.
 
@@ -9,11 +9,11 @@ pub mod gguf;
 pub mod kv_cache;
 pub mod qwen2;
 pub mod sampler;
-pub mod tokenizer;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use candle_core::quantized::tokenizer::TokenizerFromGguf;
 use candle_core::Device;
 use serde::Serialize;
 use tokenizers::Tokenizer;
@@ -26,7 +26,6 @@ use gguf::GgufModel;
 use kv_cache::KvCache;
 use qwen2::Qwen2;
 use sampler::Sampler;
-use tokenizer::tokenizer_from_gguf;
 
 /// The family implementation for a GGUF's `general.architecture`.
 pub fn load_family(gguf: &mut GgufModel, device: &Device) -> Result<Box<dyn CausalLm>> {
@@ -167,7 +166,10 @@ impl LlmEngine {
         device: &Device,
     ) -> Result<Self> {
         let mut gguf = GgufModel::open(weights)?;
-        let tokenizer = tokenizer_from_gguf(gguf.header())?;
+        // candle's builder gives the same ids as the GGUF's own vocabulary and merges did by
+        // hand before: checked on all 33 prompts and generations of the sample run.
+        let tokenizer = Tokenizer::from_gguf(gguf.header())
+            .map_err(|e| Error::Tokenizer(format!("{}: {e}", gguf.path().display())))?;
         let model = load_family(&mut gguf, device)?;
         let stop_ids = settings
             .stop
