@@ -81,8 +81,10 @@ fn nearest_classes(class: &str) -> Vec<String> {
 
 /// Lowest chrF (against the nearest class's file) that a text from another kernel class must
 /// reach: float rounding differs between classes, so greedy decoding can branch a few tokens
-/// into a sentence, but the text must stay the same text.
-pub const CROSS_CLASS_MIN_CHRF: f64 = 60.0;
+/// into a sentence, but the text must stay the same text. (The AVX2 files made before the
+/// current prompts scored 76.8–100 against the AVX-512 ones; an empty, untranslated or
+/// looping output scores far below.)
+pub const CROSS_CLASS_MIN_CHRF: f64 = 70.0;
 
 /// Compares `text` with its golden file: exactly on a class that has its own files; on any
 /// other class, by chrF against the nearest class's file (printing that it did so), after the
@@ -91,7 +93,7 @@ pub fn golden(name: &str, text: &str) {
     let class = cpu_class();
     let dir = root().join("tests/golden").join(&class);
     let updating = std::env::var("INSTA_UPDATE").is_ok_and(|v| v == "always");
-    if updating || dir.is_dir() {
+    if updating || dir.join(format!("{name}.snap")).is_file() {
         insta::with_settings!({snapshot_path => dir, prepend_module_to_snapshot => false, omit_expression => true}, {
             insta::assert_snapshot!(name, text);
         });
@@ -99,8 +101,15 @@ pub fn golden(name: &str, text: &str) {
     }
     let nearest = nearest_classes(&class)
         .into_iter()
-        .next()
-        .expect("golden files for at least one class");
+        .find(|c| {
+            *c != class
+                && root()
+                    .join("tests/golden")
+                    .join(c)
+                    .join(format!("{name}.snap"))
+                    .is_file()
+        })
+        .unwrap_or_else(|| panic!("no golden file {name}.snap for any kernel class"));
     let path = root()
         .join("tests/golden")
         .join(&nearest)
@@ -111,7 +120,7 @@ pub fn golden(name: &str, text: &str) {
     let expected = stored.splitn(3, "---\n").nth(2).unwrap_or(&stored).trim();
     let chrf = crossbrief::eval::metrics::chrf(&[text.trim().to_string()], &[expected.to_string()]);
     eprintln!(
-        "golden {name}: no files for kernel class {class}; compared with {nearest} by chrF: {chrf:.1} (threshold {CROSS_CLASS_MIN_CHRF})"
+        "golden {name}: no file for kernel class {class}; compared with {nearest} by chrF: {chrf:.1} (threshold {CROSS_CLASS_MIN_CHRF})"
     );
     assert!(
         chrf >= CROSS_CLASS_MIN_CHRF,
