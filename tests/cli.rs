@@ -443,3 +443,58 @@ fn the_binary_carries_its_resources() {
     assert_eq!(json["profile"], "offline");
     assert!(json["models"].as_array().unwrap().len() >= 2);
 }
+
+/// The online profile's summarizer is the 7B model, shipped by the hub as two split GGUF
+/// parts: both are listed, pinned, and (never downloaded here) reported missing.
+#[test]
+fn the_online_profile_lists_the_split_7b_model() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = crossbrief()
+        .env("HF_HOME", cache.path())
+        .args(["--profile", "online", "models", "list", "--json"])
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let model = json["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "qwen2.5-7b-instruct-q4km")
+        .expect("the 7B manifest");
+    assert_eq!(model["in_profile"], true);
+    let files = model["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2);
+    assert!(files
+        .iter()
+        .all(|f| f["sha256"].is_string() && f["cached_at"].is_null()));
+}
+
+/// A language added as data (Spanish: a pack, a boilerplate file, a profile line) goes
+/// through the whole run with its numbers: "3.500 millones" must come out as 3.5 billion.
+#[test]
+fn a_spanish_article_keeps_its_numbers() {
+    needs_models!("a_spanish_article_keeps_its_numbers", common::LLM);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    crossbrief()
+        .args(["run", "tests/fixtures/spanish", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("brief.json")).unwrap()).unwrap();
+    let article = &json["articles"][0];
+    assert_eq!(article["language"], "es");
+    let source = std::fs::read_to_string("tests/fixtures/spanish/iberdrola.txt").unwrap();
+    let english = article["translation"].as_str().unwrap();
+    let lost = crossbrief::language::numbers::lost_numbers(&source, "es", english);
+    assert!(lost.is_empty(), "lost {lost:?} in {english}");
+    assert!(english.contains("3.5 billion"), "{english}");
+    let number_flags: Vec<&serde_json::Value> = article["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "missing_number" || f["kind"] == "extra_number")
+        .collect();
+    assert!(number_flags.is_empty(), "{number_flags:?}");
+}
