@@ -54,7 +54,8 @@ pub fn translate(
             .collect();
         let texts: Vec<String> = non_empty.iter().map(|(_, u)| u.clone()).collect();
         let bar = ctx.progress.stage("translate", 0, "chunks");
-        let mut stats = StageStats::default();
+        let started = std::time::Instant::now();
+        let mut stats = StageStats::new("translate");
         let segmentation = if args.lines {
             Segmentation::WholeUnits
         } else {
@@ -70,6 +71,7 @@ pub fn translate(
             &bar,
         )?;
         bar.finish_and_clear();
+        stats.finish(started);
         let mut out = vec![String::new(); units.len()];
         for ((i, source), translation) in non_empty.iter().zip(translated.units.clone()) {
             for number in lost_numbers(source, &lang, &translation) {

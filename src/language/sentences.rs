@@ -62,6 +62,14 @@ pub fn sentences(paragraph: &str) -> Vec<String> {
     out
 }
 
+/// Drops the last of `sentences` when it is unfinished (a generation cut by its token
+/// budget), unless it is the only one.
+pub fn drop_unfinished_last(sentences: &mut Vec<String>) {
+    if sentences.len() > 1 && !sentences.last().is_some_and(|s| ends_sentence(s)) {
+        sentences.pop();
+    }
+}
+
 /// True when some run of `n` words repeats at least `times` times back to back at the end,
 /// the usual shape of a decoding loop.
 pub fn has_repetition_loop(text: &str) -> bool {

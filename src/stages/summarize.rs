@@ -7,7 +7,7 @@ use crate::context::Context;
 use crate::domain::{ArticleOutcome, StageStats};
 use crate::engine::llm::{Finish, Request};
 use crate::error::Result;
-use crate::language::sentences::{ends_sentence, sentences};
+use crate::language::sentences::{drop_unfinished_last, sentences};
 
 /// Summaries of `articles`, decoded in shared batches; one result per article.
 pub fn summarize_all(
@@ -64,11 +64,8 @@ pub fn join_list_items(text: &str) -> String {
 /// unfinished last sentence when the token budget cut it.
 pub fn trim_summary(text: &str, finish: Finish) -> String {
     let mut sentences = sentences(text);
-    if finish == Finish::Budget
-        && sentences.len() > 1
-        && !sentences.last().is_some_and(|s| ends_sentence(s))
-    {
-        sentences.pop();
+    if finish == Finish::Budget {
+        drop_unfinished_last(&mut sentences);
     }
     sentences.truncate(MAX_SUMMARY_SENTENCES);
     sentences.join(" ")

@@ -13,7 +13,7 @@ use crate::engine::llm::{Finish, Request};
 use crate::error::Result;
 use crate::language::english_name;
 use crate::language::numbers;
-use crate::language::sentences::{ends_sentence, sentences};
+use crate::language::sentences::{drop_unfinished_last, sentences};
 
 /// The brief of the summarized `articles` (numbered as sources in their order): `None` when
 /// no article has a summary; else the text and flags for what was removed or miscited.
@@ -186,8 +186,9 @@ pub fn tidy_brief(text: &str, finish: Finish) -> String {
     if finish == Finish::Budget {
         if let Some(last) = paragraphs.last_mut() {
             let mut sentences = sentences(last);
-            if sentences.len() > 1 && !sentences.last().is_some_and(|s| ends_sentence(s)) {
-                sentences.pop();
+            let before = sentences.len();
+            drop_unfinished_last(&mut sentences);
+            if sentences.len() < before {
                 *last = sentences.join(" ");
             }
         }
