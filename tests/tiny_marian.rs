@@ -44,7 +44,12 @@ fn numpy_present(test: &str) -> bool {
         panic!("{test}: {python} has no numpy (CROSSBRIEF_REQUIRE_MODELS=1)");
     }
     if !ok {
-        eprintln!("skipped {test}: {python} has no numpy; run scripts/test.sh (it sets up target/test-venv)");
+        // Straight to stderr: libtest captures eprintln! of a passing test.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped {test}: {python} has no numpy; run scripts/test.sh (it sets up target/test-venv)"
+        );
     }
     ok
 }

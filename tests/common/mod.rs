@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::Path;
 
 use crossbrief::config::manifest::Catalog;
@@ -34,7 +35,10 @@ pub fn models_present(test: &str, models: &[&str]) -> bool {
             missing.join(", ")
         );
     }
-    eprintln!(
+    // Straight to stderr: libtest captures eprintln! of a passing test, and this line is
+    // the point of a skip.
+    let _ = writeln!(
+        std::io::stderr(),
         "skipped {test}: needs model(s) {} in the cache; run scripts/test.sh (fetches them) or `crossbrief models fetch`",
         missing.join(", ")
     );
@@ -119,7 +123,8 @@ pub fn golden(name: &str, text: &str) {
     // The snapshot body follows insta's `---` header.
     let expected = stored.splitn(3, "---\n").nth(2).unwrap_or(&stored).trim();
     let chrf = crossbrief::eval::metrics::chrf(&[text.trim().to_string()], &[expected.to_string()]);
-    eprintln!(
+    let _ = writeln!(
+        std::io::stderr(),
         "golden {name}: no file for kernel class {class}; compared with {nearest} by chrF: {chrf:.1} (threshold {CROSS_CLASS_MIN_CHRF})"
     );
     assert!(
