@@ -197,6 +197,15 @@ impl Pack {
                 )
             }
         };
+        // Unit words are compiled later into patterns shared by all packs: check them here so
+        // that a bad one names its file.
+        let u = &file.units;
+        for word in [&u.connectors, &u.percent, &u.usd, &u.brl, &u.eur, &u.gbp]
+            .into_iter()
+            .flatten()
+        {
+            regex(&format!("(?:{word})"))?;
+        }
         let [low, high] = file.check.length_ratio;
         if !(low > 0.0 && low < high) {
             return Err(bad(format!("length_ratio {low}..{high} is not a range")));

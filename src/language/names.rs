@@ -113,6 +113,7 @@ pub fn english_name_words(text: &str, min_chars: usize) -> BTreeSet<String> {
             m.as_str()
                 .trim_end_matches(['\'', '’'])
                 .trim_end_matches("'s")
+                .trim_end_matches("’s")
                 .to_lowercase()
         })
         .filter(|w| w.chars().count() >= min_chars && !not_names.contains(w))
