@@ -65,11 +65,6 @@ impl Resources {
         Ok(Resources { layers })
     }
 
-    /// The override folders in use, highest priority first.
-    pub fn layers(&self) -> &[PathBuf] {
-        &self.layers
-    }
-
     /// The file at `relative` (e.g. `prompts/translate.toml`) from the first layer that has
     /// it, else the defaults.
     pub fn read(&self, relative: &str) -> Result<ResourceFile> {

@@ -42,6 +42,8 @@ fn sample_run() -> &'static SampleRun {
         Command::cargo_bin("crossbrief")
             .unwrap()
             .current_dir(root())
+            // The built-in resources only: a user's ~/.config/crossbrief must not change them.
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
             .args(["-q", "run", FIXTURES, "--out"])
             .arg(&out)
             .assert()

@@ -18,9 +18,11 @@ Examples:
 
 Exit codes:
   0  done
-  1  error (bad input to the command, missing resources or models)
+  1  error (the command could not do its work: missing resources, a bad file given
+     to translate or eval, an output folder it cannot write)
   2  usage error (bad arguments)
-  3  the run finished, but some articles failed (named on stderr and in brief.json)
+  3  the run finished, but some articles failed (named on stderr and in brief.json;
+     a model that cannot be loaded fails the articles that need it)
 
 Environment:
   CROSSBRIEF_DEVICE      default for --device

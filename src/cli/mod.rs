@@ -1,8 +1,9 @@
 //! The command line: its arguments ([`args`]) and one function per subcommand.
 //!
-//! Exit codes: 0 done; 1 error (nothing or not everything could be done); 2 usage error
-//! (clap); 3 the run finished but some articles failed. A closed stdout (`| head`) ends the
-//! command quietly with 0.
+//! Exit codes: 0 done; 1 error (the command could not do its work: missing resources, a bad
+//! file given to translate or eval, an output folder it cannot write); 2 usage error (clap);
+//! 3 `run` finished but some or all articles failed (each is in `brief.json`). A closed
+//! stdout (`| head`) ends the command quietly with 0.
 
 pub mod args;
 pub mod bench;
@@ -30,14 +31,16 @@ pub use args::{Cli, Command};
 
 /// Every subcommand finished its work.
 pub const EXIT_DONE: u8 = 0;
-/// An error: bad input to the command as a whole, missing resources or models.
+/// An error: the command could not do its work (missing resources, a bad file given to
+/// translate or eval, an output folder it cannot write).
 pub const EXIT_ERROR: u8 = 1;
 /// The command line itself was wrong (clap's own code).
 pub const EXIT_USAGE: u8 = 2;
-/// `run` finished, but some articles failed (each named on stderr and in `brief.json`).
+/// `run` finished, but some or all articles failed (each named on stderr and in
+/// `brief.json`).
 pub const EXIT_PARTIAL: u8 = 3;
 
-/// Runs the parsed command line; the exit code follows [`EXIT_CODES`].
+/// Runs the parsed command line; the exit codes are the `EXIT_*` constants.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     // Commands that need no models, resources or device.
     match &cli.command {

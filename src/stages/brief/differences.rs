@@ -1,6 +1,6 @@
 //! Where the sources of a brief disagree. Facts are read from each article's English text
-//! clause by clause: an amount with its unit (percent, a currency, or a count of jobs, power
-//! or hash rate), the names and the topic around it. A fact is kept only when its value is
+//! clause by clause: an amount with its unit (percent, a currency, or a count of a topic the
+//! English pack marks as counted: jobs, power), the names and the topic around it. A fact is kept only when its value is
 //! also in the article's original text, so a translation slip cannot create a disagreement.
 //! Two facts about the same name and topic in the same unit with different values disagree:
 //! across articles, or between an article's headline and its body.
