@@ -29,18 +29,14 @@ use crate::resources::Resources;
 use args::DecodingArgs;
 pub use args::{Cli, Command};
 
-/// Every subcommand finished its work.
-pub const EXIT_DONE: u8 = 0;
 /// An error: the command could not do its work (missing resources, a bad file given to
 /// translate or eval, an output folder it cannot write).
 pub const EXIT_ERROR: u8 = 1;
-/// The command line itself was wrong (clap's own code).
-pub const EXIT_USAGE: u8 = 2;
 /// `run` finished, but some or all articles failed (each named on stderr and in
 /// `brief.json`).
 pub const EXIT_PARTIAL: u8 = 3;
 
-/// Runs the parsed command line; the exit codes are the `EXIT_*` constants.
+/// Runs the parsed command line; the exit codes are those of this module's documentation.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     // Commands that need no models, resources or device.
     match &cli.command {

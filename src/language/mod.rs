@@ -31,7 +31,7 @@ struct PackFile {
     latin_words_are_names: bool,
     numbers: NumbersFile,
     #[serde(default)]
-    units: UnitsFile,
+    units: UnitWords,
     calendar: Option<CalendarFile>,
     #[serde(default)]
     sentences: SentencesFile,
@@ -53,23 +53,6 @@ struct NumbersFile {
 struct ScaleFile {
     words: String,
     factor: f64,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UnitsFile {
-    #[serde(default)]
-    connectors: Vec<String>,
-    #[serde(default)]
-    percent: Vec<String>,
-    #[serde(default)]
-    usd: Vec<String>,
-    #[serde(default)]
-    brl: Vec<String>,
-    #[serde(default)]
-    eur: Vec<String>,
-    #[serde(default)]
-    gbp: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -157,9 +140,11 @@ pub struct Pack {
     pub topics: Vec<Topic>,
 }
 
-/// Unit words of one language, as regex alternatives.
-#[derive(Debug, Clone, Default)]
+/// Unit words of one language (`[units]` of its pack), as regex alternatives.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct UnitWords {
+    /// What may stand between an amount and its unit word ("de", "d'").
     pub connectors: Vec<String>,
     pub percent: Vec<String>,
     pub usd: Vec<String>,
@@ -221,14 +206,7 @@ impl Pack {
             decimal_mark: file.numbers.decimal_mark,
             scales,
             scale_words: file.numbers.scales.into_iter().map(|s| s.words).collect(),
-            units: UnitWords {
-                connectors: file.units.connectors,
-                percent: file.units.percent,
-                usd: file.units.usd,
-                brl: file.units.brl,
-                eur: file.units.eur,
-                gbp: file.units.gbp,
-            },
+            units: file.units,
             calendar,
             abbreviations: file.sentences.abbreviations,
             length_ratio: (low, high),

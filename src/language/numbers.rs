@@ -278,9 +278,14 @@ static UNIT_AFTER: LazyLock<Vec<(Regex, Unit)>> = LazyLock::new(unit_after_patte
 
 /// The unit patterns after a number, from every pack's scale, connector and unit words: an
 /// English text can quote a source's words, and the source language is not always known.
+/// Which word list of a pack (its scale words, percent words, …).
+type WordList = fn(&language::Pack) -> &Vec<String>;
+
 fn unit_after_patterns() -> Vec<(Regex, Unit)> {
     let packs: Vec<&language::Pack> = language::packs().all().collect();
-    let alternatives = |words: &dyn Fn(&language::Pack) -> &Vec<String>| {
+    // One pattern of every pack's words, longer ones first ("mil milhões" before "mil");
+    // `None` when no pack has any.
+    let alternatives = |words: WordList| {
         let mut all: Vec<&str> = Vec::new();
         for p in &packs {
             for w in words(p) {
@@ -289,30 +294,39 @@ fn unit_after_patterns() -> Vec<(Regex, Unit)> {
                 }
             }
         }
-        // Longer alternatives first, so "mil milhões" wins over "mil".
         all.sort_by_key(|w| std::cmp::Reverse(w.len()));
-        all.join("|")
+        (!all.is_empty()).then(|| all.join("|"))
     };
-    let scale = format!(r"(?:\s*(?:{}))?", alternatives(&|p| &p.scale_words));
-    let connector = format!(r"(?:{})?", alternatives(&|p| &p.units.connectors));
-    let percent = format!(r"%|\s*(?:{})\b", alternatives(&|p| &p.units.percent));
-    let word = |words: String| format!(r"\s*{connector}(?:{words})\b");
-    [
-        (percent, Unit::Percent),
-        (word(alternatives(&|p| &p.units.usd)), Unit::Usd),
-        (word(alternatives(&|p| &p.units.brl)), Unit::Brl),
-        (word(alternatives(&|p| &p.units.eur)), Unit::Eur),
-        (word(alternatives(&|p| &p.units.gbp)), Unit::Gbp),
-    ]
-    .into_iter()
-    .filter(|(re, _)| !re.ends_with("(?:)\\b"))
-    .map(|(re, u)| {
-        (
-            Regex::new(&format!(r"(?i)^{scale}(?:{re})")).expect("valid unit pattern"),
-            u,
-        )
-    })
-    .collect()
+    let scale =
+        alternatives(|p| &p.scale_words).map_or(String::new(), |w| format!(r"(?:\s*(?:{w}))?"));
+    let connector =
+        alternatives(|p| &p.units.connectors).map_or(String::new(), |w| format!("(?:{w})?"));
+    let percent = match alternatives(|p| &p.units.percent) {
+        Some(words) => format!(r"%|\s*(?:{words})\b"),
+        None => "%".to_string(),
+    };
+    let mut patterns = vec![(percent, Unit::Percent)];
+    let currencies: [(WordList, Unit); 4] = [
+        (|p| &p.units.usd, Unit::Usd),
+        (|p| &p.units.brl, Unit::Brl),
+        (|p| &p.units.eur, Unit::Eur),
+        (|p| &p.units.gbp, Unit::Gbp),
+    ];
+    for (words, unit) in currencies {
+        if let Some(words) = alternatives(words) {
+            patterns.push((format!(r"\s*{connector}(?:{words})\b"), unit));
+        }
+    }
+    patterns
+        .into_iter()
+        .map(|(re, u)| {
+            (
+                Regex::new(&format!(r"(?i)^{scale}(?:{re})"))
+                    .expect("unit words are checked at pack load"),
+                u,
+            )
+        })
+        .collect()
 }
 
 /// Each number of `text` written with a unit: its values and the unit.
