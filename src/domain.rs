@@ -111,6 +111,16 @@ pub enum FlagKind {
     LengthRatio,
     /// A brief sentence gave a figure that no source article has; it was removed.
     UnsupportedNumber,
+    /// A name of the translation has no counterpart in the source.
+    InsertedName,
+    /// The model wrote about its task ("Here is the translation") instead of translating.
+    TaskTalk,
+    /// Source-script (Arabic) text was left in the English.
+    SourceScript,
+    /// Sentences whose calibrated confidence is below the model's threshold.
+    LowConfidence,
+    /// A summary or brief sentence that its sources do not support; it was removed.
+    UnsupportedClaim,
 }
 
 /// One thing a translation lost or changed.
@@ -146,6 +156,11 @@ impl Problem {
                 format!("translation length is {item} of the source's, outside the usual range")
             }
             FlagKind::Repetition => "the translation ends in a repetition loop".to_string(),
+            FlagKind::InsertedName => {
+                format!("name {item} of the translation has no counterpart in the source")
+            }
+            FlagKind::TaskTalk => format!("the model wrote about its task: \"{item}\""),
+            FlagKind::SourceScript => format!("source-script text left untranslated: {item}"),
             _ => item.clone(),
         }
     }

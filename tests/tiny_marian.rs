@@ -110,9 +110,10 @@ fn check_outputs(engine: &MarianEngine, expected: &Value) {
     }
     // All four in one padded batch, as the pipeline would run them.
     let hyps = engine
-        .translate_ids(&sources, &mut BatchStats::default(), &mut |_| {})
+        .translate_ids(&sources, 1, &mut BatchStats::default(), &mut |_| {})
         .unwrap();
-    for (case, hyp) in cases.iter().zip(hyps) {
+    for (case, nbest) in cases.iter().zip(hyps) {
+        let hyp = &nbest[0];
         let mut ours = hyp.tokens.clone();
         if !hyp.truncated {
             ours.push(0);

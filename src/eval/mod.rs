@@ -2,7 +2,8 @@
 //! a chosen model) and scores it against English references with chrF and BLEU, line by
 //! line or, given document ids, document by document as articles are translated.
 
-pub mod metrics;
+/// The scores live with the other text measures (consensus ranks candidates by chrF too).
+pub use crate::language::metrics;
 
 use std::path::Path;
 use std::time::Instant;

@@ -8,9 +8,11 @@
 //! setup. A language without a pack gets no scale words, no calendar and default bounds.
 
 pub mod calendar;
+pub mod metrics;
 pub mod names;
 pub mod numbers;
 pub mod sentences;
+pub mod transliterate;
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -46,6 +48,16 @@ struct NumbersFile {
     decimal_mark: char,
     #[serde(default)]
     scales: Vec<ScaleFile>,
+    /// Numbers written as words ("deux", "ثلاثة", and Arabic duals: "مليارين" is two billion).
+    #[serde(default)]
+    words: Vec<NumberWordFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NumberWordFile {
+    words: String,
+    value: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -80,6 +92,10 @@ struct CheckFile {
     translated_acronyms: Vec<String>,
     #[serde(default)]
     translated_name_words: Vec<String>,
+    /// Source words and the English names a translation rightly gives them ("Allemagne" is
+    /// "Germany"), so that those names count as coming from the source.
+    #[serde(default)]
+    exonyms: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for CheckFile {
@@ -88,6 +104,7 @@ impl Default for CheckFile {
             length_ratio: default_length_ratio(),
             translated_acronyms: Vec::new(),
             translated_name_words: Vec::new(),
+            exonyms: BTreeMap::new(),
         }
     }
 }
@@ -102,6 +119,13 @@ fn default_length_ratio() -> [f64; 2] {
 struct EnglishFile {
     not_names: Vec<String>,
     topics: Vec<Topic>,
+    /// Capitalized words a translation may use without a counterpart in the source (titles,
+    /// institutions): never an inserted name.
+    #[serde(default)]
+    introduced_words: Vec<String>,
+    /// Phrases of a model talking about its task instead of translating (regex, any case).
+    #[serde(default)]
+    task_talk: Vec<String>,
 }
 
 /// A topic an English amount can be about, and the words that mark it.
@@ -128,6 +152,10 @@ pub struct Pack {
     pub scales: Vec<(Regex, f64)>,
     /// The scale words as regex alternatives (for the unit patterns).
     pub scale_words: Vec<String>,
+    /// Numbers written as words, as whole-word patterns, with their values.
+    pub number_words: Vec<(Regex, f64)>,
+    /// Source words (lower-cased) and the English names they become.
+    pub exonyms: BTreeMap<String, Vec<String>>,
     pub units: UnitWords,
     /// January…December then Monday…Sunday, each as a whole-word pattern.
     pub calendar: Option<Vec<Regex>>,
@@ -138,6 +166,9 @@ pub struct Pack {
     /// English only: capitalized words that name nothing, and amount topics.
     pub not_names: Vec<String>,
     pub topics: Vec<Topic>,
+    /// English only: words a translation may introduce (lower-cased), and task-talk patterns.
+    pub introduced_words: Vec<String>,
+    pub task_talk: Vec<Regex>,
 }
 
 /// Unit words of one language (`[units]` of its pack), as regex alternatives.
@@ -167,6 +198,19 @@ impl Pack {
             .scales
             .iter()
             .map(|s| Ok((regex(&format!(r"(?i)^\s*(?:{})\b", s.words))?, s.factor)))
+            .collect::<Result<Vec<_>>>()?;
+        // Word edges by hand (as for the calendar), allowing the prefixes Arabic attaches.
+        let number_words = file
+            .numbers
+            .words
+            .iter()
+            .map(|w| {
+                let pattern = format!(
+                    r"(?i)(?:^|[^\p{{L}}\p{{N}}])(?:[وفبلك]|ال|بال|وال)?({})(?:$|[^\p{{L}}])",
+                    w.words
+                );
+                Ok((regex(&pattern)?, w.value))
+            })
             .collect::<Result<Vec<_>>>()?;
         let calendar = match &file.calendar {
             None => None,
@@ -198,7 +242,14 @@ impl Pack {
         let english = file.english.unwrap_or(EnglishFile {
             not_names: Vec::new(),
             topics: Vec::new(),
+            introduced_words: Vec::new(),
+            task_talk: Vec::new(),
         });
+        let task_talk = english
+            .task_talk
+            .iter()
+            .map(|p| regex(&format!("(?i){p}")))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Pack {
             code: file.code,
             name: file.name,
@@ -206,6 +257,13 @@ impl Pack {
             decimal_mark: file.numbers.decimal_mark,
             scales,
             scale_words: file.numbers.scales.into_iter().map(|s| s.words).collect(),
+            number_words,
+            exonyms: file
+                .check
+                .exonyms
+                .into_iter()
+                .map(|(k, v)| (k.to_lowercase(), v))
+                .collect(),
             units: file.units,
             calendar,
             abbreviations: file.sentences.abbreviations,
@@ -214,6 +272,12 @@ impl Pack {
             translated_name_words: file.check.translated_name_words,
             not_names: english.not_names.iter().map(|w| w.to_lowercase()).collect(),
             topics: english.topics,
+            introduced_words: english
+                .introduced_words
+                .iter()
+                .map(|w| w.to_lowercase())
+                .collect(),
+            task_talk,
         })
     }
 }

@@ -9,6 +9,10 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::language;
+use crate::language::sentences::sentences;
+use crate::language::transliterate::{
+    arabic_word_skeletons, is_arabic, latin_skeleton, skeletons_match,
+};
 
 /// A capitalized word: a capital letter then letters, digits, `&`, apostrophes or hyphens.
 static CAPITALIZED: LazyLock<Regex> =
@@ -97,6 +101,95 @@ pub fn missing_names(source: &str, lang: &str, translation: &str) -> Vec<String>
         .collect()
 }
 
+/// Names of an English translation with no counterpart in its source (language `lang`):
+/// capitalized words that do not start a sentence, are not in the English pack's lists of
+/// words that name nothing or may be introduced, and match no word of the source — as
+/// written, by consonant skeleton (across scripts, [`crate::language::transliterate`]), or
+/// as the English name the source pack gives a source word. A title-cased line is skipped.
+pub fn inserted_names(source: &str, lang: &str, translation: &str) -> Vec<String> {
+    let english = language::english();
+    let source_words: Vec<&str> = source
+        .split(|c: char| !(c.is_alphanumeric() || c == '-'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let lowered: BTreeSet<String> = source_words.iter().map(|w| w.to_lowercase()).collect();
+    let mut skeletons: Vec<String> = Vec::new();
+    for w in &source_words {
+        if w.chars().any(is_arabic) {
+            skeletons.extend(arabic_word_skeletons(w));
+        } else {
+            skeletons.push(latin_skeleton(w));
+        }
+    }
+    // English names the source's words stand for (exonyms), prefixes of Arabic words too.
+    let pack = language::pack(lang);
+    let mut named: BTreeSet<String> = BTreeSet::new();
+    if let Some(pack) = pack {
+        for w in &lowered {
+            let mut forms = vec![w.as_str()];
+            for prefix in ["و", "ب", "ل", "ف", "ك"] {
+                forms.extend(w.strip_prefix(prefix));
+            }
+            for form in forms {
+                for name in pack.exonyms.get(form).into_iter().flatten() {
+                    named.insert(name.to_lowercase());
+                }
+            }
+        }
+    }
+    let mut out: Vec<String> = Vec::new();
+    for sentence in sentences(translation) {
+        let words: Vec<&str> = capitalized_words(&sentence).collect();
+        // A headline in title case capitalizes every word of four letters or more, and ends
+        // without a period.
+        let title_cased = sentence.split_whitespace().count() >= 4
+            && !sentence.trim_end().ends_with('.')
+            && !sentence.split_whitespace().any(|w| {
+                w.chars().count() >= 4 && w.chars().next().is_some_and(char::is_lowercase)
+            });
+        if title_cased {
+            continue;
+        }
+        let first = sentence
+            .split_whitespace()
+            .next()
+            .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()));
+        for word in words {
+            let bare = word
+                .trim_end_matches("'s")
+                .trim_end_matches("’s")
+                .trim_matches(|c: char| !c.is_alphanumeric());
+            let lower = bare.to_lowercase();
+            if Some(bare) == first
+                || bare.chars().count() < 3
+                || english.not_names.contains(&lower)
+                || english.introduced_words.contains(&lower)
+                || lowered.contains(&lower)
+                || named.contains(&lower)
+            {
+                continue;
+            }
+            let skeleton = latin_skeleton(bare);
+            if skeletons.iter().any(|s| skeletons_match(s, &skeleton)) {
+                continue;
+            }
+            if !out.iter().any(|o| o == bare) {
+                out.push(bare.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Runs of source-script (Arabic) letters left in an English translation, as written.
+pub fn source_script_left(translation: &str) -> Vec<String> {
+    translation
+        .split_whitespace()
+        .filter(|w| w.chars().filter(|&c| is_arabic(c)).count() >= 2)
+        .map(str::to_string)
+        .collect()
+}
+
 /// The capitalized words of `text`, as written.
 pub fn capitalized_words(text: &str) -> impl Iterator<Item = &str> {
     CAPITALIZED.find_iter(text).map(|m| m.as_str())
@@ -136,6 +229,45 @@ mod tests {
         assert_eq!(source_names(source, "ar"), ["CleanSpark", "CLSK"]);
         let english = "CleanSpark shares rose about 14% on Monday";
         assert_eq!(missing_names(source, "ar", english), ["CLSK"]);
+    }
+
+    #[test]
+    fn names_the_source_never_gave_are_found() {
+        let source = "أعلنت شركة CleanSpark، ومقرها في لاس فيغاس، تعيين جيفري توماس في السعودية.";
+        let faithful = "CleanSpark, based in Las Vegas, appointed Jeffrey Thomas in Saudi Arabia.";
+        assert_eq!(inserted_names(source, "ar", faithful), Vec::<String>::new());
+        let invented =
+            "CleanSpark, based in Lashgar, Pakistan, appointed Jeffrey Thomas and Maria Lopez.";
+        assert_eq!(
+            inserted_names(source, "ar", invented),
+            ["Lashgar", "Pakistan", "Maria", "Lopez"]
+        );
+        let source = "Le PDG de Nscale, Josh Payne, a rencontré le ministre à Londres.";
+        assert_eq!(
+            inserted_names(
+                source,
+                "fr",
+                "Nscale CEO Josh Payne met the Minister in London."
+            ),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            inserted_names(
+                source,
+                "fr",
+                "Nscale CEO Josh Payne met Rishi Sunak in London."
+            ),
+            ["Rishi", "Sunak"]
+        );
+    }
+
+    #[test]
+    fn arabic_left_in_a_translation_is_found() {
+        assert_eq!(
+            source_script_left("The company said تعدين البيتكوين grew."),
+            ["تعدين", "البيتكوين"]
+        );
+        assert!(source_script_left("Shares rose 14%.").is_empty());
     }
 
     #[test]

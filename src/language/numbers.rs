@@ -59,10 +59,11 @@ pub fn numbers(text: &str, lang: &str) -> Vec<(String, Vec<f64>)> {
         .collect()
 }
 
-/// As [`numbers`], on text already through [`ascii_digits`], with where each number's digits
-/// start and end.
+/// As [`numbers`], on text already through [`ascii_digits`], with where each number starts
+/// and ends. Numbers written as words count from a thousand up ("مليارين", "two trillion"):
+/// smaller ones ("one of them") are too often no figure at all.
 pub fn number_spans(text: &str, lang: &str) -> Vec<(usize, usize, String, Vec<f64>)> {
-    NUMBER
+    let mut spans: Vec<(usize, usize, String, Vec<f64>)> = NUMBER
         .find_iter(text)
         .map(|m| {
             let digits = m.as_str().trim();
@@ -73,7 +74,62 @@ pub fn number_spans(text: &str, lang: &str) -> Vec<(usize, usize, String, Vec<f6
             let values = readings(digits).into_iter().map(|v| v * factor).collect();
             (m.start(), m.end(), literal, values)
         })
-        .collect()
+        .collect();
+    spans.extend(
+        word_numbers(text, lang)
+            .into_iter()
+            .filter(|w| w.3 >= 1000.0)
+            .map(|(start, end, literal, value)| (start, end, literal, vec![value])),
+    );
+    spans.sort_by_key(|s| s.0);
+    spans
+}
+
+/// Numbers written as words (the pack's `[numbers] words`), a scale word after one
+/// multiplying it ("trois milliards", "ثلاثة ملايين"): start, end, literal and value. A word
+/// right after digits is their scale word, not a number of its own.
+pub fn word_numbers(text: &str, lang: &str) -> Vec<(usize, usize, String, f64)> {
+    let Some(pack) = language::pack(lang) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(usize, usize, String, f64)> = Vec::new();
+    for (pattern, value) in &pack.number_words {
+        let mut at = 0;
+        while let Some(cap) = pattern.captures_at(text, at) {
+            let word = cap.get(1).expect("the pattern has one group");
+            at = word.end();
+            let before = text[..word.start()].trim_end();
+            if before.ends_with(|c: char| c.is_ascii_digit()) {
+                continue;
+            }
+            if out.iter().any(|o| o.0 < word.end() && word.start() < o.1) {
+                continue;
+            }
+            let (literal, value, end) = match scale_after(&text[word.end()..], lang) {
+                Some((scale, factor)) => {
+                    let end =
+                        word.end() + text[word.end()..].find(scale).unwrap_or(0) + scale.len();
+                    (text[word.start()..end].to_string(), value * factor, end)
+                }
+                None => (word.as_str().to_string(), *value, word.end()),
+            };
+            out.push((word.start(), end, literal, value));
+        }
+    }
+    out.sort_by_key(|o| o.0);
+    out
+}
+
+/// Every value `text` gives, small numbers written as words included: what a number of
+/// the other side may be found as.
+pub fn all_values(text: &str, lang: &str) -> Vec<f64> {
+    let text = ascii_digits(text);
+    let mut values: Vec<f64> = number_spans(&text, lang)
+        .into_iter()
+        .flat_map(|s| s.3)
+        .collect();
+    values.extend(word_numbers(&text, lang).into_iter().map(|w| w.3));
+    values
 }
 
 /// Amounts written with a scale word in `text`, each with its English reading, e.g.
@@ -152,10 +208,7 @@ pub fn missing_numbers(
     target: &str,
     target_lang: &str,
 ) -> Vec<String> {
-    let found: Vec<f64> = numbers(target, target_lang)
-        .into_iter()
-        .flat_map(|(_, v)| v)
-        .collect();
+    let found = all_values(target, target_lang);
     let mut missing = Vec::new();
     for (literal, values) in numbers(source, source_lang) {
         let present = values.iter().any(|v| found.iter().any(|f| same(*v, *f)));

@@ -28,10 +28,10 @@ pub fn summarize_all(
     let requests = articles
         .iter()
         .map(|a| {
-            Ok(Request {
-                messages: ctx.prompts.summarize(&a.title_en, &a.translation)?,
-                max_new_tokens: task.max_new_tokens(engine.count_tokens(&a.translation)?),
-            })
+            Ok(Request::new(
+                ctx.prompts.summarize(&a.title_en, &a.translation)?,
+                task.max_new_tokens(engine.count_tokens(&a.translation)?),
+            ))
         })
         .collect::<Result<Vec<_>>>()?;
     let (results, timings) = engine.generate_batch(&requests, decoding, &mut |_| bar.inc(1))?;

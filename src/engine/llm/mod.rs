@@ -63,6 +63,18 @@ pub enum Finish {
 pub struct Request {
     pub messages: Vec<ChatMessage>,
     pub max_new_tokens: usize,
+    /// This row's own sampling, where it differs from the call's (consensus candidates).
+    pub sampling: Option<Decoding>,
+}
+
+impl Request {
+    pub fn new(messages: Vec<ChatMessage>, max_new_tokens: usize) -> Self {
+        Request {
+            messages,
+            max_new_tokens,
+            sampling: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +88,10 @@ pub struct Generation {
     pub finish: Finish,
     /// The new tokens' ids.
     pub ids: Vec<u32>,
+    /// Each new token's log-probability under the model (natural log, before sampling's
+    /// temperature), and the entropy of the distribution it was drawn from.
+    pub logprobs: Vec<f32>,
+    pub entropies: Vec<f32>,
 }
 
 /// One prompt of a `generate_batch` call as `CROSSBRIEF_RECORD_PROMPTS` writes it (a JSON
@@ -135,6 +151,7 @@ struct Prepared {
     index: usize,
     ids: Vec<u32>,
     budget: usize,
+    sampling: Option<Decoding>,
 }
 
 pub struct LlmEngine {
@@ -268,10 +285,7 @@ impl LlmEngine {
         max_new_tokens: usize,
         decoding: Decoding,
     ) -> Result<(Generation, BatchTimings)> {
-        let request = Request {
-            messages: messages.to_vec(),
-            max_new_tokens,
-        };
+        let request = Request::new(messages.to_vec(), max_new_tokens);
         let (mut results, timings) = self.generate_batch(&[request], decoding, &mut |_| {})?;
         Ok((results.remove(0)?, timings))
     }
@@ -294,13 +308,25 @@ impl LlmEngine {
                 Ok((ids, r.max_new_tokens))
             })
             .collect::<Result<Vec<_>>>()?;
-        self.generate_from_ids(&prepared, decoding, on_done)
+        let sampling: Vec<Option<Decoding>> = requests.iter().map(|r| r.sampling).collect();
+        self.generate_rows(&prepared, &sampling, decoding, on_done)
     }
 
     /// `generate_batch` on prompts already tokenized: `(prompt ids, new-token budget)` each.
     pub fn generate_from_ids(
         &mut self,
         prompts: &[(Vec<u32>, usize)],
+        decoding: Decoding,
+        on_done: &mut dyn FnMut(usize),
+    ) -> Result<(Vec<Result<Generation>>, BatchTimings)> {
+        self.generate_rows(prompts, &vec![None; prompts.len()], decoding, on_done)
+    }
+
+    /// `generate_from_ids` where row i samples with `sampling[i]` when it is given.
+    fn generate_rows(
+        &mut self,
+        prompts: &[(Vec<u32>, usize)],
+        sampling: &[Option<Decoding>],
         decoding: Decoding,
         on_done: &mut dyn FnMut(usize),
     ) -> Result<(Vec<Result<Generation>>, BatchTimings)> {
@@ -312,6 +338,7 @@ impl LlmEngine {
                     index,
                     ids: ids.clone(),
                     budget,
+                    sampling: sampling[index],
                 }),
                 Err(e) => {
                     results[index] = Some(Err(e));
@@ -449,9 +476,14 @@ impl LlmEngine {
         let started = Instant::now();
         let mut samplers: Vec<Sampler> = rows
             .iter()
-            .map(|_| Sampler::new(decoding.temperature, decoding.top_p, decoding.seed))
+            .map(|p| {
+                let d = p.sampling.unwrap_or(decoding);
+                Sampler::new(d.temperature, d.top_p, d.seed)
+            })
             .collect();
         let mut generated: Vec<Vec<u32>> = vec![Vec::new(); rows.len()];
+        let mut logprobs: Vec<Vec<f32>> = vec![Vec::new(); rows.len()];
+        let mut entropies: Vec<Vec<f32>> = vec![Vec::new(); rows.len()];
         let mut finish: Vec<Option<Finish>> = vec![None; rows.len()];
         // Rows still decoding, as indices into `rows`, in cache order.
         let mut live: Vec<usize> = (0..rows.len()).collect();
@@ -464,7 +496,10 @@ impl LlmEngine {
                 if !self.ignore_stops && self.stop_ids.contains(&next) {
                     finish[r] = Some(Finish::Stop);
                 } else {
+                    let (logprob, entropy) = sampler::token_statistics(&logits[slot], next);
                     generated[r].push(next);
+                    logprobs[r].push(logprob);
+                    entropies[r].push(entropy);
                     if generated[r].len() >= rows[r].budget {
                         finish[r] = Some(Finish::Budget);
                     }
@@ -504,6 +539,8 @@ impl LlmEngine {
                     new_tokens: generated[r].len(),
                     finish: finish[r].unwrap_or(Finish::Budget),
                     ids: generated[r].clone(),
+                    logprobs: std::mem::take(&mut logprobs[r]),
+                    entropies: std::mem::take(&mut entropies[r]),
                 })
             })
             .collect::<Result<Vec<_>>>()?;

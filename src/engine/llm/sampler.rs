@@ -49,6 +49,24 @@ pub fn greedy(logits: &[f32]) -> u32 {
     best as u32
 }
 
+/// The log-probability of token `chosen` under the softmax of `logits`, and that
+/// distribution's entropy (nats): the decoder's own confidence signals.
+pub fn token_statistics(logits: &[f32], chosen: u32) -> (f32, f32) {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let (mut total, mut weighted) = (0.0f64, 0.0f64);
+    for &v in logits {
+        let shifted = (v - max) as f64;
+        let e = shifted.exp();
+        total += e;
+        weighted += e * shifted;
+    }
+    let log_total = total.ln();
+    let logprob = (logits[chosen as usize] - max) as f64 - log_total;
+    // H = log Z - E[shifted logit].
+    let entropy = log_total - weighted / total;
+    (logprob as f32, entropy.max(0.0) as f32)
+}
+
 fn nucleus(logits: &[f32], temperature: f64, top_p: f64, rng: &mut StdRng) -> u32 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
     let mut probs: Vec<(u32, f64)> = logits
@@ -82,6 +100,15 @@ fn nucleus(logits: &[f32], temperature: f64, top_p: f64, rng: &mut StdRng) -> u3
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_statistics_match_the_softmax() {
+        let (logprob, entropy) = token_statistics(&[0.0, 0.0], 1);
+        assert!((logprob - 0.5f32.ln()).abs() < 1e-6);
+        assert!((entropy - 2f32.ln()).abs() < 1e-6);
+        let (logprob, entropy) = token_statistics(&[10.0, -10.0, -10.0], 0);
+        assert!(logprob > -1e-6 && entropy < 1e-6, "{logprob} {entropy}");
+    }
 
     #[test]
     fn greedy_takes_first_maximum() {

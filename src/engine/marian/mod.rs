@@ -33,6 +33,8 @@ pub struct SegmentOutput {
     pub target_tokens: usize,
     /// Stopped at the length limit instead of producing end-of-sentence.
     pub truncated: bool,
+    /// Each target token's log-probability.
+    pub logprobs: Vec<f32>,
 }
 
 /// Work done by one `translate` call.
@@ -179,29 +181,49 @@ impl MarianEngine {
         segments: &[String],
         done: &mut dyn FnMut(usize),
     ) -> Result<(Vec<SegmentOutput>, BatchStats)> {
+        let (outputs, stats) = self.translate_nbest(segments, self.settings.beam_size, done)?;
+        let best = outputs.into_iter().map(|mut n| n.swap_remove(0)).collect();
+        Ok((best, stats))
+    }
+
+    /// Up to `beam` translations of each segment, best first (beam search's finished
+    /// hypotheses; one, the greedy one, when `beam` is 1): the candidates of consensus
+    /// re-decoding.
+    pub fn translate_nbest(
+        &self,
+        segments: &[String],
+        beam: usize,
+        done: &mut dyn FnMut(usize),
+    ) -> Result<(Vec<Vec<SegmentOutput>>, BatchStats)> {
         let started = Instant::now();
         let sources = segments
             .iter()
             .map(|s| self.encode(s))
             .collect::<Result<Vec<_>>>()?;
         let mut stats = BatchStats::default();
-        let hypotheses = self.translate_ids(&sources, &mut stats, done)?;
+        let hypotheses = self.translate_ids(&sources, beam, &mut stats, done)?;
         let outputs = segments
             .iter()
             .zip(&sources)
             .zip(hypotheses)
-            .map(|((segment, source), hyp)| {
-                let text = if segment.trim().is_empty() {
-                    String::new()
-                } else {
-                    self.decode(&hyp.tokens)?
-                };
-                Ok(SegmentOutput {
-                    text,
-                    source_tokens: source.len(),
-                    target_tokens: hyp.tokens.len(),
-                    truncated: hyp.truncated,
-                })
+            .map(|((segment, source), nbest)| {
+                nbest
+                    .into_iter()
+                    .map(|hyp| {
+                        let text = if segment.trim().is_empty() {
+                            String::new()
+                        } else {
+                            self.decode(&hyp.tokens)?
+                        };
+                        Ok(SegmentOutput {
+                            text,
+                            source_tokens: source.len(),
+                            target_tokens: hyp.tokens.len(),
+                            truncated: hyp.truncated,
+                            logprobs: hyp.logprobs,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()
             })
             .collect::<Result<Vec<_>>>()?;
         stats.wall = started.elapsed();
@@ -209,13 +231,14 @@ impl MarianEngine {
     }
 
     /// Translates id sequences (each ending in end-of-sentence) in length-sorted batches and
-    /// returns the hypotheses in input order.
+    /// returns each one's hypotheses (best first, up to `beam`) in input order.
     pub fn translate_ids(
         &self,
         sources: &[Vec<u32>],
+        beam: usize,
         stats: &mut BatchStats,
         done: &mut dyn FnMut(usize),
-    ) -> Result<Vec<Hypothesis>> {
+    ) -> Result<Vec<Vec<Hypothesis>>> {
         let lengths: Vec<usize> = sources.iter().map(Vec::len).collect();
         let batches = batch::by_token_budget(
             &lengths,
@@ -236,7 +259,7 @@ impl MarianEngine {
         // whole batches per core beat splitting every small matrix product across cores.
         let next = AtomicUsize::new(0);
         let (sender, receiver) = std::sync::mpsc::channel();
-        let mut results: Vec<Option<Hypothesis>> = vec![None; sources.len()];
+        let mut results: Vec<Option<Vec<Hypothesis>>> = vec![None; sources.len()];
         std::thread::scope(|scope| -> Result<()> {
             for _ in 0..threads {
                 let sender = sender.clone();
@@ -246,7 +269,7 @@ impl MarianEngine {
                     let Some(indices) = batches.get(b) else { break };
                     let batch: Vec<&[u32]> =
                         indices.iter().map(|&i| sources[i].as_slice()).collect();
-                    let outcome = self.run_batch(&batch);
+                    let outcome = self.run_batch(&batch, beam);
                     let failed = outcome.is_err();
                     if sender.send((b, outcome)).is_err() || failed {
                         break;
@@ -262,7 +285,7 @@ impl MarianEngine {
                 stats.segments += indices.len();
                 stats.padded_source_tokens += longest * indices.len();
                 stats.source_tokens += indices.iter().map(|&i| lengths[i]).sum::<usize>();
-                stats.target_tokens += hypotheses.iter().map(|h| h.tokens.len()).sum::<usize>();
+                stats.target_tokens += hypotheses.iter().map(|h| h[0].tokens.len()).sum::<usize>();
                 for (&i, h) in indices.iter().zip(hypotheses) {
                     results[i] = Some(h);
                 }
@@ -277,7 +300,7 @@ impl MarianEngine {
     }
 
     /// Encodes one padded batch and decodes it.
-    fn run_batch(&self, batch: &[&[u32]]) -> Result<Vec<Hypothesis>> {
+    fn run_batch(&self, batch: &[&[u32]], beam: usize) -> Result<Vec<Vec<Hypothesis>>> {
         let rows = batch.len();
         let longest = batch.iter().map(|s| s.len()).max().unwrap_or(1).max(1);
         let mut ids = vec![self.model.eos; rows * longest];
@@ -335,15 +358,18 @@ impl MarianEngine {
                 }
             },
         };
-        if self.settings.beam_size <= 1 {
-            search::greedy(&self.model, state, output, &limits)
+        if beam <= 1 {
+            Ok(search::greedy(&self.model, state, output, &limits)?
+                .into_iter()
+                .map(|h| vec![h])
+                .collect())
         } else {
             search::beam(
                 &self.model,
                 state,
                 output,
                 &limits,
-                self.settings.beam_size,
+                beam,
                 self.settings.length_normalization,
             )
         }

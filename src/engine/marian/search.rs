@@ -13,6 +13,8 @@ pub struct Hypothesis {
     pub tokens: Vec<u32>,
     /// Stopped at the length limit.
     pub truncated: bool,
+    /// Each token's log-probability under the model.
+    pub logprobs: Vec<f32>,
 }
 
 /// Greedy decoding of every row of `state`; `limits[r]` caps row r's length.
@@ -27,6 +29,7 @@ pub fn greedy(
         Hypothesis {
             tokens: Vec::new(),
             truncated: false,
+            logprobs: Vec::new(),
         };
         rows
     ];
@@ -35,13 +38,25 @@ pub fn greedy(
     let mut previous = vec![model.eos; rows];
     while !alive.is_empty() {
         let hidden = model.decode_step(&mut state, &previous)?;
-        let next = output.argmax(&output.logits(&hidden, &state)?)?;
+        let logits = output.logits(&hidden, &state)?;
+        let columns = logits.argmax_keepdim(D::Minus1)?;
+        let chosen = ops::log_softmax(&logits, D::Minus1)?
+            .gather(&columns, D::Minus1)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let next: Vec<u32> = columns
+            .flatten_all()?
+            .to_vec1::<u32>()?
+            .into_iter()
+            .map(|c| output.token(c as usize))
+            .collect();
         let mut keep = Vec::with_capacity(alive.len());
         for (j, (&row, &token)) in alive.iter().zip(&next).enumerate() {
             if token == model.eos {
                 continue;
             }
             hyps[row].tokens.push(token);
+            hyps[row].logprobs.push(chosen[j]);
             if hyps[row].tokens.len() >= limits[row] {
                 hyps[row].truncated = true;
                 continue;
@@ -63,6 +78,7 @@ pub fn greedy(
 
 struct Beam {
     tokens: Vec<u32>,
+    logprobs: Vec<f32>,
     score: f32,
     /// Row of the decoder state holding this beam.
     row: usize,
@@ -70,7 +86,7 @@ struct Beam {
 
 /// Beam search: each sentence keeps up to `size` hypotheses; a hypothesis ending in
 /// end-of-sentence is set aside and the sentence's beam narrows by one (as Marian does).
-/// The best finished hypothesis by `score / length^alpha` wins.
+/// Each sentence's finished hypotheses come back best first by `score / length^alpha`.
 pub fn beam(
     model: &MarianModel,
     mut state: DecoderState,
@@ -78,18 +94,19 @@ pub fn beam(
     limits: &[usize],
     size: usize,
     alpha: f64,
-) -> Result<Vec<Hypothesis>> {
+) -> Result<Vec<Vec<Hypothesis>>> {
     let sentences = state.rows;
     let mut beams: Vec<Vec<Beam>> = (0..sentences)
         .map(|s| {
             vec![Beam {
                 tokens: Vec::new(),
+                logprobs: Vec::new(),
                 score: 0.0,
                 row: s,
             }]
         })
         .collect();
-    let mut finished: Vec<Vec<(Vec<u32>, f32, bool)>> = vec![Vec::new(); sentences];
+    let mut finished: Vec<Vec<(Hypothesis, f32)>> = vec![Vec::new(); sentences];
     let mut previous = vec![model.eos; sentences];
     let normalized =
         |tokens: &[u32], score: f32| score as f64 / ((tokens.len() + 1) as f64).powf(alpha);
@@ -121,25 +138,37 @@ pub fn beam(
             for (score, b, c) in candidates {
                 let parent = &beams[s][b];
                 let token = output.token(c);
+                let done = |tokens: Vec<u32>, logprobs: Vec<f32>, truncated| {
+                    let hypothesis = Hypothesis {
+                        tokens,
+                        truncated,
+                        logprobs,
+                    };
+                    let rank = normalized(&hypothesis.tokens, score);
+                    (hypothesis, rank as f32)
+                };
                 if token == model.eos {
-                    finished[s].push((parent.tokens.clone(), score, false));
+                    finished[s].push(done(parent.tokens.clone(), parent.logprobs.clone(), false));
                     continue;
                 }
                 let mut tokens = parent.tokens.clone();
                 tokens.push(token);
+                let mut logprobs = parent.logprobs.clone();
+                logprobs.push(log_probs[parent.row][c]);
                 if tokens.len() >= limits[s] {
-                    finished[s].push((tokens, score, true));
+                    finished[s].push(done(tokens, logprobs, true));
                     continue;
                 }
-                survivors.push((tokens, score, parent.row));
+                survivors.push((tokens, logprobs, score, parent.row));
             }
             beams[s] = survivors
                 .into_iter()
-                .map(|(tokens, score, parent_row)| {
+                .map(|(tokens, logprobs, score, parent_row)| {
                     next_rows.push(parent_row as u32);
                     next_tokens.push(*tokens.last().expect("non-empty"));
                     Beam {
                         tokens,
+                        logprobs,
                         score,
                         row: next_rows.len() - 1,
                     }
@@ -155,14 +184,19 @@ pub fn beam(
 
     Ok(finished
         .into_iter()
-        .map(|f| {
-            f.into_iter()
-                .max_by(|a, b| normalized(&a.0, a.1).total_cmp(&normalized(&b.0, b.1)))
-                .map(|(tokens, _, truncated)| Hypothesis { tokens, truncated })
-                .unwrap_or(Hypothesis {
+        .map(|mut f| {
+            // Of equal scores the last finished wins, as before n-best lists existed.
+            f.reverse();
+            f.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let mut best: Vec<Hypothesis> = f.into_iter().map(|(h, _)| h).collect();
+            if best.is_empty() {
+                best.push(Hypothesis {
                     tokens: Vec::new(),
                     truncated: true,
-                })
+                    logprobs: Vec::new(),
+                });
+            }
+            best
         })
         .collect())
 }

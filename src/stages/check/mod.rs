@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use crate::domain::{ArticleOutcome, FidelityCheck, Flag, FlagKind, Prepared, Problem, Translated};
 use crate::language;
 use crate::language::calendar::{english_calendar_words, missing_calendar_words};
-use crate::language::names::{missing_names, source_names};
+use crate::language::names::{inserted_names, missing_names, source_names, source_script_left};
 use crate::language::numbers::{self, amounts, english_number};
 use crate::language::sentences::{has_repetition_loop, sentences};
 
@@ -48,6 +48,18 @@ pub fn problems(source: &str, lang: &str, translation: &str) -> Vec<Problem> {
             .into_iter()
             .map(|d| Problem::new(FlagKind::MissingDate, d)),
     );
+    out.extend(
+        inserted_names(source, lang, translation)
+            .into_iter()
+            .map(|n| Problem::new(FlagKind::InsertedName, n)),
+    );
+    if let Some(phrase) = task_talk(translation) {
+        out.push(Problem::new(FlagKind::TaskTalk, phrase));
+    }
+    let left = source_script_left(translation);
+    if !left.is_empty() {
+        out.push(Problem::new(FlagKind::SourceScript, left.join(" ")));
+    }
     if let Some(ratio) = length_outlier(source, lang, translation) {
         out.push(Problem::new(FlagKind::LengthRatio, format!("{ratio:.2}×")));
     }
@@ -55,6 +67,15 @@ pub fn problems(source: &str, lang: &str, translation: &str) -> Vec<Problem> {
         out.push(Problem::new(FlagKind::Repetition, ""));
     }
     out
+}
+
+/// The first phrase of `translation` in which the model talks about its task, as written.
+pub fn task_talk(translation: &str) -> Option<String> {
+    language::english()
+        .task_talk
+        .iter()
+        .find_map(|p| p.find(translation))
+        .map(|m| m.as_str().trim().to_string())
 }
 
 /// What the English rendering of `text` must contain, as it should read there: numbers in
@@ -289,6 +310,80 @@ mod tests {
             None
         );
         assert!(length_outlier(source, "pt", "The company.").is_some());
+    }
+
+    #[test]
+    fn a_fabricated_place_and_an_inserted_person_are_flagged() {
+        let source = "أعلنت شركة CleanSpark، ومقرها في لاس فيغاس، عن خططها للتوسع.";
+        let english =
+            "CleanSpark, based in Lashgar, Pakistan, announced expansion plans, said Jim Tomass.";
+        let found = problems(source, "ar", english);
+        let inserted: Vec<&str> = found
+            .iter()
+            .filter(|p| p.kind == FlagKind::InsertedName)
+            .map(|p| p.item.as_str())
+            .collect();
+        assert_eq!(
+            inserted,
+            ["Lashgar", "Pakistan", "Jim", "Tomass"],
+            "{found:?}"
+        );
+        let faithful = "CleanSpark, based in Las Vegas, announced its expansion plans.";
+        assert!(problems(source, "ar", faithful).is_empty());
+    }
+
+    #[test]
+    fn arabic_dual_and_spelled_numbers_are_checked() {
+        let source = "يتوقع أن يصل الإنفاق إلى تريليوني دولار، وأن توظف الشركة ثلاثة آلاف عامل.";
+        assert!(problems(
+            source,
+            "ar",
+            "Spending is expected to reach $2 trillion, and the company to hire 3,000 workers."
+        )
+        .is_empty());
+        assert!(problems(source, "ar", "Spending is expected to reach two trillion dollars, and the company to hire three thousand workers.").is_empty());
+        let vague = problems(source, "ar", "Spending is expected to reach trillions of dollars, and the company to hire thousands of workers.");
+        let missing: Vec<&str> = vague
+            .iter()
+            .filter(|p| p.kind == FlagKind::MissingNumber)
+            .map(|p| p.item.as_str())
+            .collect();
+        assert_eq!(missing, ["تريليوني", "ثلاثة آلاف"], "{vague:?}");
+    }
+
+    #[test]
+    fn task_talk_and_left_source_script_are_flagged() {
+        let source =
+            "ارتفعت أسهم الشركة بنسبة كبيرة يوم الاثنين بعد الإعلان عن الصفقة الجديدة مع المستثمرين.";
+        let talk = problems(
+            source,
+            "ar",
+            "The text is asking for a description of a study of the company's shares on Monday.",
+        );
+        assert!(
+            talk.iter().any(|p| p.kind == FlagKind::TaskTalk),
+            "{talk:?}"
+        );
+        let talk = problems(
+            source,
+            "ar",
+            "Here is the translation: the company's shares rose sharply on Monday after the deal.",
+        );
+        assert!(
+            talk.iter().any(|p| p.kind == FlagKind::TaskTalk),
+            "{talk:?}"
+        );
+        let left = problems(
+            source,
+            "ar",
+            "The company's shares rose sharply on Monday after الإعلان عن الصفقة.",
+        );
+        assert!(
+            left.iter().any(|p| p.kind == FlagKind::SourceScript),
+            "{left:?}"
+        );
+        let fine = problems(source, "ar", "The company's shares rose sharply on Monday after it announced the new deal with investors.");
+        assert!(fine.is_empty(), "{fine:?}");
     }
 
     /// A model that obeys an instruction inside the article instead of translating it.

@@ -174,10 +174,10 @@ pub fn translate_texts(
     let requests = items
         .iter()
         .map(|item| {
-            Ok(Request {
-                messages: prompts.translate(item.lang, item.text, &item.keep)?,
-                max_new_tokens: task.max_new_tokens(item.tokens),
-            })
+            Ok(Request::new(
+                prompts.translate(item.lang, item.text, &item.keep)?,
+                task.max_new_tokens(item.tokens),
+            ))
         })
         .collect::<Result<Vec<_>>>()?;
     let (results, timings) = engine.generate_batch(&requests, decoding, &mut |_| bar.inc(1))?;

@@ -72,6 +72,43 @@ pub fn chrf(hypotheses: &[String], references: &[String]) -> f64 {
     }
 }
 
+/// chrF of one hypothesis against one reference, 0–100 (sentence chrF: the quality target
+/// of confidence calibration and the similarity of consensus candidates).
+pub fn sentence_chrf(hypothesis: &str, reference: &str) -> f64 {
+    chrf(&[hypothesis.to_string()], &[reference.to_string()])
+}
+
+/// Area under the ROC curve of `scores` for telling `positives` from the rest: the chance
+/// that a random positive scores above a random negative (ties count half). `None` without
+/// both classes.
+pub fn auroc(scores: &[f64], positives: &[bool]) -> Option<f64> {
+    let mut ranked: Vec<(f64, bool)> = scores
+        .iter()
+        .copied()
+        .zip(positives.iter().copied())
+        .collect();
+    ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let n_pos = positives.iter().filter(|&&p| p).count();
+    let n_neg = positives.len() - n_pos;
+    if n_pos == 0 || n_neg == 0 {
+        return None;
+    }
+    // Mann–Whitney U from average ranks over tied groups.
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < ranked.len() {
+        let mut j = i;
+        while j + 1 < ranked.len() && ranked[j + 1].0 == ranked[i].0 {
+            j += 1;
+        }
+        let average_rank = (i + j) as f64 / 2.0 + 1.0;
+        rank_sum += average_rank * ranked[i..=j].iter().filter(|r| r.1).count() as f64;
+        i = j + 1;
+    }
+    let u = rank_sum - (n_pos * (n_pos + 1)) as f64 / 2.0;
+    Some(u / (n_pos * n_neg) as f64)
+}
+
 /// The "13a" tokenization of mteval-v13a.pl, as sacrebleu applies it by default.
 fn tokenize_13a(line: &str) -> Vec<String> {
     static RULES: LazyLock<[(Regex, &str); 4]> = LazyLock::new(|| {
@@ -145,6 +182,29 @@ pub fn bleu(hypotheses: &[String], references: &[String]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auroc_counts_ordered_pairs() {
+        assert_eq!(
+            auroc(&[0.9, 0.8, 0.2, 0.1], &[true, true, false, false]),
+            Some(1.0)
+        );
+        assert_eq!(
+            auroc(&[0.1, 0.2, 0.8, 0.9], &[true, true, false, false]),
+            Some(0.0)
+        );
+        assert_eq!(auroc(&[0.5, 0.5], &[true, false]), Some(0.5));
+        assert_eq!(auroc(&[0.3, 0.7, 0.5], &[true, false, true]), Some(0.0));
+        assert_eq!(
+            auroc(&[0.3, 0.7, 0.5, 0.6], &[true, false, true, false]),
+            Some(0.0)
+        );
+        assert_eq!(
+            auroc(&[0.8, 0.7, 0.5, 0.6], &[true, false, true, false]),
+            Some(0.5)
+        );
+        assert_eq!(auroc(&[0.3], &[true]), None);
+    }
 
     fn lines(s: &[&str]) -> Vec<String> {
         s.iter().map(|l| l.to_string()).collect()
