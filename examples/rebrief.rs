@@ -43,7 +43,11 @@ fn main() -> anyhow::Result<()> {
         let bar = indicatif::ProgressBar::hidden();
         let summaries = summarize::summarize_all(&mut ctx, &model, &articles, &mut stats, &bar)?;
         for (a, summary) in articles.iter_mut().zip(summaries) {
-            a.summary = Some(summary?);
+            let grounded = summary?;
+            a.summary = grounded.text;
+            for flag in grounded.flags {
+                eprintln!("[{}] {}", a.id, flag.message);
+            }
             println!("[{}] {}\n", a.id, a.summary.as_deref().unwrap_or_default());
         }
     }
@@ -65,7 +69,16 @@ fn main() -> anyhow::Result<()> {
         .flat_map(|(_, values)| values)
         .collect();
     let model = catalog.profile.brief.clone();
-    let (brief, removed) = brief::write_brief(&mut ctx, &model, &sources, &supported, &mut stats)?;
+    let summarized: Vec<&ArticleOutcome> =
+        articles.iter().filter(|a| a.summary.is_some()).collect();
+    let (brief, removed) = brief::write_brief(
+        &mut ctx,
+        &model,
+        &sources,
+        &supported,
+        &summarized,
+        &mut stats,
+    )?;
     println!("{brief}\n");
     for flag in removed {
         eprintln!("{}", flag.message);

@@ -296,14 +296,100 @@ pub struct UnitIssues {
     pub problems: Vec<Problem>,
 }
 
+/// The evidence on one translation: the decoder's token log-probabilities, the checks, and
+/// (after consensus re-decoding) how far the candidates disagreed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Signals {
+    /// Mean log-probability of the chosen tokens.
+    pub mean_logprob: f64,
+    /// The weakest stretch: the lowest mean log-probability of any three consecutive tokens.
+    pub weakest_logprob: f64,
+    /// Mean entropy (nats) of the distributions the tokens came from (0 where the engine
+    /// does not report it).
+    pub mean_entropy: f64,
+    /// Problems the fidelity check found.
+    pub problems: usize,
+    pub tokens: usize,
+    /// 1 − mean chrF/100 of the kept candidate against the other candidates.
+    pub disagreement: Option<f64>,
+}
+
+/// Tokens of the weakest stretch.
+const WEAKEST_SPAN: usize = 3;
+
+impl Signals {
+    pub fn from_tokens(logprobs: &[f32], entropies: &[f32], problems: usize) -> Signals {
+        let mean = |v: &[f32]| {
+            if v.is_empty() {
+                0.0
+            } else {
+                v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64
+            }
+        };
+        let weakest = logprobs
+            .windows(WEAKEST_SPAN.min(logprobs.len()).max(1))
+            .map(mean)
+            .fold(f64::INFINITY, f64::min);
+        Signals {
+            mean_logprob: mean(logprobs),
+            weakest_logprob: if weakest.is_finite() { weakest } else { 0.0 },
+            mean_entropy: mean(entropies),
+            problems,
+            tokens: logprobs.len(),
+            disagreement: None,
+        }
+    }
+}
+
+/// One translated sentence and how far to trust it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TranslatedSentence {
+    /// The unit it belongs to: the title (0, when there is one), then the paragraphs.
+    pub unit: usize,
+    /// The source text it translates: its own sentence where the sentences of a chunk line up
+    /// one to one, else the whole chunk.
+    pub source: String,
+    pub text: String,
+    /// Calibrated probability that the sentence is a good translation, in [0, 1].
+    pub confidence: f64,
+    /// Below the model's threshold: to be verified before use.
+    pub low_confidence: bool,
+    /// What the checks found, and why the confidence is low.
+    pub flags: Vec<Flag>,
+}
+
+/// One translated segment (LLM chunk or dedicated translator's sentence) as the evaluation
+/// reads it: the first translation and the one kept, with their signals.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SegmentRecord {
+    pub unit: usize,
+    pub source: String,
+    pub first_text: String,
+    pub first_signals: Signals,
+    pub first_confidence: f64,
+    pub text: String,
+    pub signals: Signals,
+    pub confidence: f64,
+    /// Candidates were decoded and one chosen by consensus.
+    pub redecoded: bool,
+}
+
 /// Units translated by one translator.
 #[derive(Debug, Clone)]
 pub struct Translated {
     pub translator: String,
     pub units: Vec<String>,
     pub issues: Vec<UnitIssues>,
-    /// Chunks translated again because their first translation failed the fidelity check.
+    /// Chunks translated again because their first translation failed the fidelity check or
+    /// fell below the confidence threshold.
     pub retried: usize,
+    /// Each unit's sentences with their confidence.
+    pub sentences: Vec<Vec<TranslatedSentence>>,
+    pub segments: Vec<SegmentRecord>,
+    /// Seconds spent on consensus re-decoding.
+    pub consensus_s: f64,
+    /// The confidences come from a calibration file.
+    pub calibrated: bool,
 }
 
 impl Translated {
@@ -319,11 +405,25 @@ impl Translated {
     pub fn take_front(&mut self, n: usize) -> Translated {
         let rest_units = self.units.split_off(n);
         let rest_issues = self.issues.split_off(n);
+        // Segments are in unit order; the rest's unit numbers restart at 0.
+        let mut rest_sentences = self.sentences.split_off(n.min(self.sentences.len()));
+        for s in rest_sentences.iter_mut().flatten() {
+            s.unit -= n;
+        }
+        let split = self.segments.partition_point(|s| s.unit < n);
+        let mut rest_segments = self.segments.split_off(split);
+        for s in &mut rest_segments {
+            s.unit -= n;
+        }
         Translated {
             translator: self.translator.clone(),
             units: std::mem::replace(&mut self.units, rest_units),
             issues: std::mem::replace(&mut self.issues, rest_issues),
             retried: 0,
+            sentences: std::mem::replace(&mut self.sentences, rest_sentences),
+            segments: std::mem::replace(&mut self.segments, rest_segments),
+            consensus_s: 0.0,
+            calibrated: self.calibrated,
         }
     }
 }
@@ -344,9 +444,18 @@ pub struct ArticleOutcome {
     pub source_paragraphs: usize,
     pub translation_paragraphs: usize,
     pub flags: Vec<Flag>,
-    /// Chunks translated again after failing the fidelity check.
+    /// Chunks translated again after failing the fidelity check or the confidence threshold.
     #[serde(default)]
     pub retried_chunks: usize,
+    /// Every translated sentence with its confidence (empty for an English source).
+    #[serde(default)]
+    pub sentences: Vec<TranslatedSentence>,
+    /// Whether the confidences come from a calibration fitted on the dev set.
+    #[serde(default)]
+    pub calibrated: bool,
+    /// The summary rests on low-confidence sentences (it says so where it is shown).
+    #[serde(default)]
+    pub summary_low_confidence: bool,
     /// The cleaned original (title and paragraphs), which facts are checked against.
     #[serde(skip)]
     pub original: String,
@@ -373,11 +482,21 @@ pub struct Difference {
     pub claims: Vec<Claim>,
 }
 
+/// One sentence of the brief: the sources it cites, and whether it rests on a sentence whose
+/// translation is low confidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BriefSentence {
+    pub text: String,
+    pub sources: Vec<usize>,
+    pub low_confidence: bool,
+}
+
 /// Everything `run` produced.
 pub struct RunOutcome {
     pub articles: Vec<ArticleOutcome>,
     pub failures: Vec<Failure>,
     pub brief: Option<String>,
+    pub brief_sentences: Vec<BriefSentence>,
     pub brief_flags: Vec<Flag>,
     pub differences: Vec<Difference>,
     pub stages: Vec<StageStats>,

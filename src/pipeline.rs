@@ -43,7 +43,11 @@ pub fn run(
         Ok(summaries) => {
             for (a, summary) in articles.iter_mut().zip(summaries) {
                 match summary {
-                    Ok(summary) => a.summary = Some(summary),
+                    Ok(grounded) => {
+                        a.summary = grounded.text;
+                        a.summary_low_confidence = grounded.low_confidence;
+                        a.flags.extend(grounded.flags);
+                    }
                     Err(e) => failures.push(Failure::new(&a.source_path, "summarize", &e)),
                 }
             }
@@ -63,12 +67,12 @@ pub fn run(
     let started = Instant::now();
     let mut stage = StageStats::new("brief");
     let bar = ctx.progress.stage("brief", 1, "brief");
-    let (brief, brief_flags) = match brief::brief_of(ctx, &articles, &mut stage) {
-        Ok(Some((text, flags))) => (Some(text), flags),
-        Ok(None) => (None, Vec::new()),
+    let (brief, brief_sentences, brief_flags) = match brief::brief_of(ctx, &articles, &mut stage) {
+        Ok(Some(b)) => (Some(b.text), b.sentences, b.flags),
+        Ok(None) => (None, Vec::new(), Vec::new()),
         Err(e) => {
             failures.push(Failure::new(out_dir, "brief", &e));
-            (None, Vec::new())
+            (None, Vec::new(), Vec::new())
         }
     };
     bar.finish_and_clear();
@@ -79,6 +83,7 @@ pub fn run(
         articles,
         failures,
         brief,
+        brief_sentences,
         brief_flags,
         differences,
         stages,

@@ -9,6 +9,7 @@ use assert_cmd::Command;
 use candle_core::Device;
 use common::root;
 use crossbrief::config::decoding::DecodingOverride;
+use crossbrief::config::decoding::{ConsensusMode, Decoding};
 use crossbrief::config::manifest::Catalog;
 use crossbrief::config::prompts::Prompts;
 use crossbrief::domain::{FlagKind, StageStats};
@@ -16,6 +17,7 @@ use crossbrief::engine::hub::Resolver;
 use crossbrief::engine::registry::Registry;
 use crossbrief::stages::check::Fidelity;
 use crossbrief::stages::segment;
+use crossbrief::stages::translate::consensus::Scorer;
 use crossbrief::stages::translate::llm::{self, Item};
 use indicatif::ProgressBar;
 
@@ -51,8 +53,14 @@ fn a_changed_number_is_flagged_and_translated_again() {
     let mut calls = 0;
     let mut corrupted = String::new();
     let mut translate = |items: &[Item]| {
-        let mut out =
-            llm::translate_texts(engine, &prompts, items, task, decoding, &mut stats, &bar)?;
+        let sampling = Decoding {
+            temperature: manifest.consensus.temperature,
+            top_p: manifest.consensus.top_p,
+            seed: decoding.seed,
+        };
+        let mut out = llm::translate_texts(
+            engine, &prompts, items, task, decoding, sampling, &mut stats, &bar,
+        )?;
         calls += 1;
         if calls == 1 {
             corrupted = corrupt(&out[0].text)
@@ -61,7 +69,13 @@ fn a_changed_number_is_flagged_and_translated_again() {
         }
         Ok(out)
     };
-    let results = llm::check_and_retry(&Fidelity, &["fr"], &chunks, &mut translate).unwrap();
+    let scorer = Scorer {
+        calibration: manifest.calibration.as_ref(),
+        settings: manifest.consensus,
+        mode: ConsensusMode::Auto,
+    };
+    let results =
+        llm::check_and_retry(&Fidelity, &scorer, &["fr"], &chunks, &mut translate).unwrap();
 
     let flagged = &results.first_problems[0];
     assert!(

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use clap_complete::Shell;
 
+use crate::config::decoding::ConsensusMode;
 use crate::engine::device::DeviceChoice;
 use crate::stages::load::DEFAULT_MAX_BYTES;
 
@@ -90,6 +91,9 @@ pub enum Command {
     Translate(TranslateArgs),
     /// Translate a line-aligned corpus and score it against English references (chrF, BLEU).
     Eval(EvalArgs),
+    /// Fit a translator's confidence calibration from `eval --consensus all --lines-out`
+    /// files (scripts/calibrate.sh runs it on the dev set).
+    Calibrate(CalibrateArgs),
     /// List, download or verify the models of the profile.
     Models {
         #[command(subcommand)]
@@ -175,6 +179,10 @@ pub struct DecodingArgs {
     /// Dedicated translators: score the whole vocabulary instead of the lexical shortlist.
     #[arg(long)]
     pub no_shortlist: bool,
+    /// Consensus re-decoding: of translations below the confidence threshold or failing a
+    /// check (auto), of every translation (all), or of none (off).
+    #[arg(long, value_enum, default_value_t = ConsensusMode::Auto)]
+    pub consensus: ConsensusMode,
 }
 
 #[derive(Debug, Args)]
@@ -208,6 +216,12 @@ pub struct TranslateArgs {
     /// Translate each line on its own and print exactly one line per input line (for aligned evaluation corpora).
     #[arg(long)]
     pub lines: bool,
+
+    /// Print one JSON object per line (per paragraph without --lines) instead of text:
+    /// `text` (the English), `confidence` (in [0, 1]: its least trusted sentence's) and
+    /// `flags` (what the checks found, and why the confidence is low).
+    #[arg(long)]
+    pub jsonl: bool,
 
     /// The file to translate (UTF-8 text).
     pub file: PathBuf,
@@ -263,6 +277,11 @@ pub struct EvalArgs {
     #[arg(long)]
     pub hyp: Option<PathBuf>,
 
+    /// Write every line's translations, signals, confidence and chrF here (JSON lines), the
+    /// input of `crossbrief calibrate`.
+    #[arg(long)]
+    pub lines_out: Option<PathBuf>,
+
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -273,6 +292,25 @@ pub struct EvalArgs {
 
     #[command(flatten)]
     pub decoding: DecodingArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// Evaluated lines (JSON lines from `eval --lines-out`), any number of languages.
+    #[arg(required = true)]
+    pub lines: Vec<PathBuf>,
+
+    /// Below this calibrated confidence a sentence is low confidence.
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f64,
+
+    /// What the lines were fitted on (recorded in the file).
+    #[arg(long, default_value = "NTREX dev set")]
+    pub fitted_on: String,
+
+    /// Write the calibration here (TOML), e.g. models/<manifest stem>.calibration.toml.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

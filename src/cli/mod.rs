@@ -40,6 +40,7 @@ pub const EXIT_PARTIAL: u8 = 3;
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     // Commands that need no models, resources or device.
     match &cli.command {
+        Command::Calibrate(args) => return eval::calibrate(args),
         Command::Completions { shell } => return docs::completions(*shell),
         Command::Man => return docs::man(),
         Command::Schema => return docs::schema(),
@@ -99,7 +100,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench { action } => {
             bench::bench(&cli.device, &resources, &catalog, progress, action)
         }
-        Command::Completions { .. } | Command::Man | Command::Schema => {
+        Command::Calibrate(_) | Command::Completions { .. } | Command::Man | Command::Schema => {
             unreachable!("handled above")
         }
     }
@@ -126,6 +127,7 @@ pub fn overrides(d: &DecodingArgs) -> DecodingOverride {
         batch_rows: d.batch_rows,
         batch_tokens: d.batch_tokens,
         shortlist: d.no_shortlist.then_some(false),
+        consensus: d.consensus,
     }
 }
 

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use super::args::TranslateArgs;
 use super::{context, overrides};
 use crate::config::manifest::Catalog;
-use crate::domain::StageStats;
+use crate::domain::{Flag, StageStats};
 use crate::language::numbers::lost_numbers;
 use crate::progress::Progress;
 use crate::resources::Resources;
@@ -35,6 +35,8 @@ pub fn translate(
     } else {
         clean::split_paragraphs(&text)
     };
+    // Per unit: its confidence and flags (an English source, or an empty line, is taken as is).
+    let mut trust: Vec<(f64, Vec<Flag>)> = vec![(1.0, Vec::new()); units.len()];
     let output: Vec<String> = if lang == "en" {
         units.clone()
     } else {
@@ -73,6 +75,15 @@ pub fn translate(
         bar.finish_and_clear();
         stats.finish(started);
         let mut out = vec![String::new(); units.len()];
+        for (k, sentences) in translated.sentences.iter().enumerate() {
+            let i = non_empty[k].0;
+            trust[i].0 = sentences.iter().map(|s| s.confidence).fold(1.0, f64::min);
+            for flag in sentences.iter().flat_map(|s| &s.flags) {
+                if !trust[i].1.contains(flag) {
+                    trust[i].1.push(flag.clone());
+                }
+            }
+        }
         for ((i, source), translation) in non_empty.iter().zip(translated.units.clone()) {
             for number in lost_numbers(source, &lang, &translation) {
                 tracing::warn!(
@@ -100,6 +111,17 @@ pub fn translate(
         out
     };
     let mut stdout = std::io::stdout().lock();
+    if args.jsonl {
+        for (text, (confidence, flags)) in output.iter().zip(&trust) {
+            let line = serde_json::json!({
+                "text": text,
+                "confidence": confidence,
+                "flags": flags,
+            });
+            writeln!(stdout, "{line}")?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let separator = if args.lines { "\n" } else { "\n\n" };
     writeln!(stdout, "{}", output.join(separator))?;
     Ok(ExitCode::SUCCESS)

@@ -52,9 +52,23 @@ impl Default for MarianSettings {
     }
 }
 
+/// When translations are decoded again as several candidates and chosen by consensus.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsensusMode {
+    /// Translations below the confidence threshold or failing a check.
+    #[default]
+    Auto,
+    /// Every translation (for calibration and evaluation).
+    All,
+    /// None: the first translation is kept, scored all the same.
+    Off,
+}
+
 /// Overrides of the manifest's decoding settings from the command line.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DecodingOverride {
+    pub consensus: ConsensusMode,
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
     pub seed: Option<u64>,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::calibration::{Calibration, ConsensusSettings};
 use crate::config::decoding::{Decoding, MarianSettings};
 use crate::error::{Error, Result};
 use crate::resources::{ResourceFile, Resources};
@@ -24,6 +25,12 @@ pub struct ModelManifest {
     /// Decoding and batching of encoder–decoder translators.
     #[serde(default)]
     pub marian: MarianSettings,
+    /// Consensus re-decoding of low-confidence translations.
+    #[serde(default)]
+    pub consensus: ConsensusSettings,
+    /// `<manifest stem>.calibration.toml` beside the manifest, when there is one.
+    #[serde(skip)]
+    pub calibration: Option<Calibration>,
     #[serde(skip)]
     pub manifest_path: PathBuf,
 }
@@ -230,6 +237,9 @@ struct ProfilesFile {
     profiles: BTreeMap<String, Profile>,
 }
 
+/// A manifest's calibration file ends so, beside it.
+pub const CALIBRATION_SUFFIX: &str = ".calibration.toml";
+
 /// Every manifest in `models/` plus the chosen profile.
 #[derive(Debug, Clone)]
 pub struct Catalog {
@@ -243,11 +253,18 @@ impl Catalog {
     /// `profiles.toml`'s `default`).
     pub fn load(resources: &Resources, profile: Option<&str>) -> Result<Self> {
         let mut models = BTreeMap::new();
-        for file in resources.list("models", "toml")? {
-            if file.relative == "models/profiles.toml" {
+        let files = resources.list("models", "toml")?;
+        for file in &files {
+            if file.relative == "models/profiles.toml"
+                || file.relative.ends_with(CALIBRATION_SUFFIX)
+            {
                 continue;
             }
-            let manifest = ModelManifest::parse(&file)?;
+            let mut manifest = ModelManifest::parse(file)?;
+            let calibration = file.relative.replace(".toml", CALIBRATION_SUFFIX);
+            if let Some(found) = files.iter().find(|f| f.relative == calibration) {
+                manifest.calibration = Some(Calibration::parse(found)?);
+            }
             models.insert(manifest.name.clone(), manifest);
         }
 

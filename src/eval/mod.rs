@@ -4,6 +4,7 @@
 
 /// The scores live with the other text measures (consensus ranks candidates by chrF too).
 pub use crate::language::metrics;
+pub mod calibrate;
 
 use std::path::Path;
 use std::time::Instant;
@@ -11,7 +12,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::context::Context;
-use crate::domain::StageStats;
+use crate::domain::{Signals, StageStats, Translated};
 use crate::error::{Error, Result};
 use crate::stages::check::Fidelity;
 use crate::stages::clean;
@@ -101,13 +102,61 @@ pub struct EvalReport {
     pub mode: &'static str,
     /// Lines, or documents in document mode.
     pub segments: usize,
+    /// With consensus re-decoding (as the run keeps them).
     pub chrf: f64,
     pub bleu: f64,
+    /// The first translations, without consensus.
+    pub chrf_without_consensus: f64,
+    pub bleu_without_consensus: f64,
+    /// Lines re-decoded, and the seconds the re-decoding round took.
+    pub redecoded: usize,
+    pub consensus_s: f64,
     pub wall_s: f64,
+    /// How well the confidence tells bad lines (sentence chrF < 30) from the rest.
+    pub confidence: ConfidenceReport,
     /// Translation figures (tokens, prefill and decode rates) as a run reports them.
     pub stage: StageStats,
     #[serde(skip)]
     pub hypotheses: Vec<String>,
+    /// Sentences mode: every line's translations, signals and scores.
+    #[serde(skip)]
+    pub lines: Vec<LineRecord>,
+}
+
+/// Sentence chrF below which a line counts as a bad translation.
+pub const BAD_CHRF: f64 = 30.0;
+
+/// The detector's figures on one corpus.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ConfidenceReport {
+    pub calibrated: bool,
+    pub threshold: f64,
+    /// AUROC of (1 − confidence) for bad kept lines, and of the first translations'
+    /// confidence for bad first translations.
+    pub auroc_bad: Option<f64>,
+    pub auroc_bad_first: Option<f64>,
+    pub bad_lines: usize,
+    /// Lines flagged (low confidence or a check problem) and their mean sentence chrF, and
+    /// the same for the rest.
+    pub flagged: usize,
+    pub mean_chrf_flagged: f64,
+    pub mean_chrf_unflagged: f64,
+}
+
+/// One line of a corpus as translated and scored (`eval --lines-out` writes these).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct LineRecord {
+    pub lang: String,
+    pub line: usize,
+    pub first_text: String,
+    pub first_signals: Signals,
+    pub first_confidence: f64,
+    pub first_chrf: f64,
+    pub text: String,
+    pub signals: Signals,
+    pub confidence: f64,
+    pub chrf: f64,
+    pub redecoded: bool,
 }
 
 /// Translates and scores `corpus` from `lang` with `model`.
@@ -143,22 +192,117 @@ pub fn evaluate(
             .remove(0);
     bar.finish_and_clear();
     stage.finish(started);
-    let hypotheses: Vec<String> = translated
-        .units
-        .iter()
-        .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect();
+    let tidy = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let hypotheses: Vec<String> = translated.units.iter().map(|t| tidy(t)).collect();
+    let firsts = first_translations(&translated, units.len());
+    let lines = if mode == "sentences" {
+        line_records(lang, &translated, &references)
+    } else {
+        Vec::new()
+    };
+    let manifest = ctx.catalog.model(model)?;
+    let threshold = manifest
+        .calibration
+        .as_ref()
+        .map_or(manifest.consensus.threshold, |c| c.threshold);
     Ok(EvalReport {
         lang: lang.to_string(),
-        translator: translated.translator,
+        translator: translated.translator.clone(),
         mode,
         segments: units.len(),
         chrf: metrics::chrf(&hypotheses, &references),
         bleu: metrics::bleu(&hypotheses, &references),
+        chrf_without_consensus: metrics::chrf(&firsts, &references),
+        bleu_without_consensus: metrics::bleu(&firsts, &references),
+        redecoded: translated.segments.iter().filter(|s| s.redecoded).count(),
+        consensus_s: translated.consensus_s,
         wall_s: started.elapsed().as_secs_f64(),
+        confidence: confidence_report(&lines, threshold, translated.calibrated),
         stage,
         hypotheses,
+        lines,
     })
+}
+
+/// Each unit's first translations (before any re-decoding), joined as the run joins them.
+fn first_translations(translated: &Translated, units: usize) -> Vec<String> {
+    let mut out = vec![String::new(); units];
+    for s in &translated.segments {
+        let text = &mut out[s.unit];
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(&s.first_text);
+    }
+    out.iter()
+        .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// One record per line translated as one segment (a line split into several is left out:
+/// its signals describe parts, its reference the whole).
+fn line_records(lang: &str, translated: &Translated, references: &[String]) -> Vec<LineRecord> {
+    let mut per_unit = vec![0usize; references.len()];
+    for s in &translated.segments {
+        per_unit[s.unit] += 1;
+    }
+    translated
+        .segments
+        .iter()
+        .filter(|s| per_unit[s.unit] == 1)
+        .map(|s| LineRecord {
+            lang: lang.to_string(),
+            line: s.unit,
+            first_chrf: metrics::sentence_chrf(&s.first_text, &references[s.unit]),
+            first_text: s.first_text.clone(),
+            first_signals: s.first_signals.clone(),
+            first_confidence: s.first_confidence,
+            chrf: metrics::sentence_chrf(&s.text, &references[s.unit]),
+            text: s.text.clone(),
+            signals: s.signals.clone(),
+            confidence: s.confidence,
+            redecoded: s.redecoded,
+        })
+        .collect()
+}
+
+/// The detector's figures over `lines`.
+pub fn confidence_report(
+    lines: &[LineRecord],
+    threshold: f64,
+    calibrated: bool,
+) -> ConfidenceReport {
+    let bad: Vec<bool> = lines.iter().map(|l| l.chrf < BAD_CHRF).collect();
+    let doubt: Vec<f64> = lines.iter().map(|l| 1.0 - l.confidence).collect();
+    let first_bad: Vec<bool> = lines.iter().map(|l| l.first_chrf < BAD_CHRF).collect();
+    let first_doubt: Vec<f64> = lines.iter().map(|l| 1.0 - l.first_confidence).collect();
+    let flagged: Vec<&LineRecord> = lines
+        .iter()
+        .filter(|l| l.confidence < threshold || l.signals.problems > 0)
+        .collect();
+    let mean = |v: &[f64]| {
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
+    let flagged_chrf: Vec<f64> = flagged.iter().map(|l| l.chrf).collect();
+    let unflagged_chrf: Vec<f64> = lines
+        .iter()
+        .filter(|l| !(l.confidence < threshold || l.signals.problems > 0))
+        .map(|l| l.chrf)
+        .collect();
+    ConfidenceReport {
+        calibrated,
+        threshold,
+        auroc_bad: metrics::auroc(&doubt, &bad),
+        auroc_bad_first: metrics::auroc(&first_doubt, &first_bad),
+        bad_lines: bad.iter().filter(|&&b| b).count(),
+        flagged: flagged.len(),
+        mean_chrf_flagged: mean(&flagged_chrf),
+        mean_chrf_unflagged: mean(&unflagged_chrf),
+    }
 }
 
 /// Consecutive lines with the same document id joined into one text each.

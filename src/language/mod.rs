@@ -126,6 +126,9 @@ struct EnglishFile {
     /// Phrases of a model talking about its task instead of translating (regex, any case).
     #[serde(default)]
     task_talk: Vec<String>,
+    /// Words that carry no content of their own: a claim is checked on the others.
+    #[serde(default)]
+    function_words: Vec<String>,
 }
 
 /// A topic an English amount can be about, and the words that mark it.
@@ -169,6 +172,7 @@ pub struct Pack {
     /// English only: words a translation may introduce (lower-cased), and task-talk patterns.
     pub introduced_words: Vec<String>,
     pub task_talk: Vec<Regex>,
+    pub function_words: std::collections::BTreeSet<String>,
 }
 
 /// Unit words of one language (`[units]` of its pack), as regex alternatives.
@@ -244,6 +248,7 @@ impl Pack {
             topics: Vec::new(),
             introduced_words: Vec::new(),
             task_talk: Vec::new(),
+            function_words: Vec::new(),
         });
         let task_talk = english
             .task_talk
@@ -278,6 +283,11 @@ impl Pack {
                 .map(|w| w.to_lowercase())
                 .collect(),
             task_talk,
+            function_words: english
+                .function_words
+                .iter()
+                .map(|w| w.to_lowercase())
+                .collect(),
         })
     }
 }

@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::{Report, ReportView, RunRecord, SourceEntry};
-use crate::domain::{ArticleOutcome, Difference, Failure, Flag};
+use crate::domain::{ArticleOutcome, BriefSentence, Difference, Failure, Flag};
 use crate::error::{Error, Result};
 
 /// The current `schema_version` of `brief.json`.
@@ -18,6 +18,9 @@ pub struct BriefJson {
     pub schema_version: u32,
     /// The brief's paragraphs (one per story, blank-line separated), empty when none.
     pub brief: String,
+    /// The brief's sentences in order, each with the sources it cites and whether it rests on
+    /// a low-confidence translated sentence (marked ⚠ in brief.md).
+    pub brief_sentences: Vec<BriefSentence>,
     pub brief_flags: Vec<Flag>,
     /// Figures the sources give differently ("Where sources differ" in brief.md).
     pub differences: Vec<Difference>,
@@ -40,6 +43,7 @@ impl Report for Json {
         let json = BriefJson {
             schema_version: SCHEMA_VERSION,
             brief: outcome.brief.clone().unwrap_or_default(),
+            brief_sentences: outcome.brief_sentences.clone(),
             brief_flags: outcome.brief_flags.clone(),
             differences: outcome.differences.clone(),
             sources: view.sources.clone(),

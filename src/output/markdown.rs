@@ -5,6 +5,10 @@ use super::{Report, ReportView, SourceEntry};
 use crate::domain::{ArticleOutcome, Difference, RunOutcome};
 use crate::error::Result;
 use crate::language::english_name;
+use crate::language::sentences::sentences;
+
+/// The mark of a sentence to verify before use.
+const LOW_MARK: &str = "⚠";
 
 /// `brief.md`.
 pub struct Markdown;
@@ -19,7 +23,8 @@ impl Report for Markdown {
     }
 }
 
-/// `articles/<id>.md`: the English translation, paragraphs kept.
+/// `articles/<id>.md`: the English translation, paragraphs kept; a low-confidence sentence
+/// is marked, and a footnote says why (and what the checks found in any sentence).
 pub fn translation_markdown(a: &ArticleOutcome) -> String {
     let mut md = format!("# {}\n\n", a.title_en);
     md.push_str(&format!(
@@ -29,19 +34,125 @@ pub fn translation_markdown(a: &ArticleOutcome) -> String {
         a.source_path.display(),
         a.translator
     ));
-    md.push_str(&a.translation);
+    if !a.sentences.is_empty() {
+        md.push_str(&format!("*{}*\n\n", reliability(a)));
+    }
+    let offset = usize::from(a.title_detected);
+    let mut footnotes = Vec::new();
+    let paragraphs: Vec<String> = a
+        .translation
+        .split("\n\n")
+        .enumerate()
+        .map(|(p, paragraph)| {
+            let own: Vec<_> = a
+                .sentences
+                .iter()
+                .filter(|s| s.unit == p + offset)
+                .collect();
+            if own.iter().all(|s| s.flags.is_empty()) {
+                return paragraph.to_string();
+            }
+            own.iter()
+                .map(|s| {
+                    if s.flags.is_empty() {
+                        return s.text.clone();
+                    }
+                    footnotes.push(format!(
+                        "confidence {:.2}: {}",
+                        s.confidence,
+                        s.flags
+                            .iter()
+                            .map(|f| f.message.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ));
+                    let key = footnotes.len();
+                    if s.low_confidence {
+                        format!("{LOW_MARK} *{}*[^{key}]", s.text)
+                    } else {
+                        format!("{}[^{key}]", s.text)
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    md.push_str(&paragraphs.join("\n\n"));
     md.push('\n');
+    if !footnotes.is_empty() {
+        md.push_str(&format!(
+            "\n{LOW_MARK} marks a sentence of low confidence: verify it against the source before use.\n\n"
+        ));
+        for (i, note) in footnotes.iter().enumerate() {
+            md.push_str(&format!("[^{}]: {note}\n", i + 1));
+        }
+    }
     md
+}
+
+/// How far an article's translation can be trusted, in one line: "6 of 15 paragraphs low
+/// confidence — verify before use".
+pub fn reliability(a: &ArticleOutcome) -> String {
+    let offset = usize::from(a.title_detected);
+    let paragraphs = a.translation_paragraphs;
+    let low: std::collections::BTreeSet<usize> = a
+        .sentences
+        .iter()
+        .filter(|s| s.low_confidence && s.unit >= offset)
+        .map(|s| s.unit)
+        .collect();
+    let basis = if a.calibrated {
+        "calibrated on the NTREX dev set"
+    } else {
+        "uncalibrated"
+    };
+    if a.sentences.is_empty() {
+        "not translated (source is English)".to_string()
+    } else if low.is_empty() {
+        format!("all {paragraphs} paragraphs above the confidence threshold ({basis})")
+    } else {
+        format!(
+            "{} of {paragraphs} paragraphs low confidence — verify before use ({basis})",
+            low.len()
+        )
+    }
 }
 
 /// The Markdown of `brief.md`.
 pub fn brief_markdown(outcome: &RunOutcome, sources: &[SourceEntry]) -> String {
     let mut md = String::from("# News brief\n\n");
+    let mut marked = false;
     match &outcome.brief {
-        Some(text) => md.push_str(text),
+        Some(text) => {
+            // The brief's sentences in order, as brief_sentences lists them.
+            let mut low = outcome.brief_sentences.iter().map(|s| s.low_confidence);
+            let paragraphs: Vec<String> = text
+                .split("\n\n")
+                .map(|p| {
+                    sentences(p)
+                        .into_iter()
+                        .map(|s| {
+                            if low.next().unwrap_or(false) {
+                                marked = true;
+                                format!("{LOW_MARK} *{s}*")
+                            } else {
+                                s
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect();
+            md.push_str(&paragraphs.join("\n\n"));
+        }
         None => md.push_str("*No brief could be written: no article reached the summary stage.*"),
     }
     md.push_str("\n\n");
+    if marked {
+        md.push_str(&format!(
+            "{LOW_MARK} rests on a translated sentence of low confidence: verify it in the article before use.\n\n"
+        ));
+    }
     let mut footnotes = Vec::new();
     for (i, flag) in outcome.brief_flags.iter().enumerate() {
         let key = format!("brief-{}", i + 1);
@@ -58,8 +169,21 @@ pub fn brief_markdown(outcome: &RunOutcome, sources: &[SourceEntry]) -> String {
 
     md.push_str("## Sources\n\n");
     for s in sources {
+        let trust = outcome
+            .articles
+            .iter()
+            .find(|a| a.id == s.id)
+            .map(|a| {
+                format!(
+                    "\n   {} [{}]: {}",
+                    english_name(&s.language),
+                    s.n,
+                    reliability(a)
+                )
+            })
+            .unwrap_or_default();
         md.push_str(&format!(
-            "{}. `{}` — {} ({}) — {}\n",
+            "{}. `{}` — {} ({}) — {}{trust}\n",
             s.n,
             s.source_path.display(),
             english_name(&s.language),
@@ -87,6 +211,11 @@ pub fn brief_markdown(outcome: &RunOutcome, sources: &[SourceEntry]) -> String {
         match &a.summary {
             Some(s) => md.push_str(s),
             None => md.push_str("*No summary (see failures).*"),
+        }
+        if a.summary.is_some() && a.summary_low_confidence {
+            md.push_str(&format!(
+                " {LOW_MARK} *This summary rests on low-confidence sentences of the translation: verify before use.*"
+            ));
         }
         for (j, flag) in a.flags.iter().enumerate() {
             let key = format!("{}-{}", a.id, j + 1);

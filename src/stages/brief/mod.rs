@@ -8,20 +8,30 @@ pub mod stories;
 
 use crate::config::prompts::BriefSource;
 use crate::context::Context;
-use crate::domain::{ArticleOutcome, Difference, Flag, StageStats};
+use crate::domain::{ArticleOutcome, BriefSentence, Difference, Flag, FlagKind, StageStats};
 use crate::engine::llm::{Finish, Request};
 use crate::error::Result;
 use crate::language::english_name;
 use crate::language::numbers;
 use crate::language::sentences::{drop_unfinished_last, sentences};
+use crate::stages::summarize::support::{self, Evidence, Support};
+
+/// The brief as written: its text, its sentences with their sources and confidence, and
+/// flags for what was removed or miscited.
+#[derive(Debug, Clone)]
+pub struct Brief {
+    pub text: String,
+    pub sentences: Vec<BriefSentence>,
+    pub flags: Vec<Flag>,
+}
 
 /// The brief of the summarized `articles` (numbered as sources in their order): `None` when
-/// no article has a summary; else the text and flags for what was removed or miscited.
+/// no article has a summary.
 pub fn brief_of(
     ctx: &mut Context,
     articles: &[ArticleOutcome],
     stage: &mut StageStats,
-) -> Result<Option<(String, Vec<Flag>)>> {
+) -> Result<Option<Brief>> {
     let summarized: Vec<&ArticleOutcome> =
         articles.iter().filter(|a| a.summary.is_some()).collect();
     if summarized.is_empty() {
@@ -44,10 +54,98 @@ pub fn brief_of(
         .flat_map(|(_, values)| values)
         .collect();
     let model = ctx.catalog.profile.brief.clone();
-    let (text, mut flags) = write_brief(ctx, &model, &sources, &supported, stage)?;
+    let (text, mut flags) = write_brief(ctx, &model, &sources, &supported, &summarized, stage)?;
     let mut all = cite::check_citations(&text, sources.len());
     all.append(&mut flags);
-    Ok(Some((text, all)))
+    let sentences = brief_sentences(&text, &summarized);
+    Ok(Some(Brief {
+        text,
+        sentences,
+        flags: all,
+    }))
+}
+
+/// The evidence of source `n` (1-based): its English text, title and summary, and its
+/// original's figures and names.
+fn evidence_of(articles: &[&ArticleOutcome], cited: &[usize]) -> Evidence {
+    let own: Vec<&ArticleOutcome> = cited
+        .iter()
+        .filter_map(|&n| articles.get(n.wrapping_sub(1)).copied())
+        .collect();
+    let english: Vec<&str> = own
+        .iter()
+        .flat_map(|a| {
+            [
+                a.translation.as_str(),
+                a.title_en.as_str(),
+                a.summary.as_deref().unwrap_or(""),
+            ]
+        })
+        .collect();
+    let originals: Vec<(&str, &str)> = own
+        .iter()
+        .map(|a| (a.original.as_str(), a.language.as_str()))
+        .collect();
+    Evidence::new(&english, &originals)
+}
+
+/// Each brief sentence with the sources it cites and whether it rests on a low-confidence
+/// translated sentence of one of them.
+fn brief_sentences(text: &str, articles: &[&ArticleOutcome]) -> Vec<BriefSentence> {
+    text.split("\n\n")
+        .flat_map(sentences)
+        .map(|sentence| {
+            let sources: Vec<usize> = cite::cited_sources(&sentence).into_iter().collect();
+            let low_confidence = sources.iter().any(|&n| {
+                articles.get(n.wrapping_sub(1)).is_some_and(|a| {
+                    support::resting_on(&sentence, &a.sentences).is_some_and(|s| s.low_confidence)
+                })
+            });
+            BriefSentence {
+                text: sentence,
+                sources,
+                low_confidence,
+            }
+        })
+        .collect()
+}
+
+/// Keeps the sentences of `paragraph` that the sources they cite (else the story's
+/// `members`) support; an unsupported clause between commas is cut, an unsupported sentence
+/// goes, each with a flag.
+fn keep_supported(
+    paragraph: &str,
+    members: &[usize],
+    articles: &[&ArticleOutcome],
+    flags: &mut Vec<Flag>,
+) -> String {
+    let mut kept = Vec::new();
+    for sentence in sentences(paragraph) {
+        let cited: Vec<usize> = cite::cited_sources(&sentence).into_iter().collect();
+        let basis = if cited.is_empty() {
+            members.iter().map(|i| i + 1).collect()
+        } else {
+            cited
+        };
+        match support::check(&sentence, &evidence_of(articles, &basis)) {
+            Support::Supported => kept.push(sentence),
+            Support::Repaired { sentence, cut } => {
+                flags.push(Flag {
+                    kind: FlagKind::UnsupportedClaim,
+                    message: format!(
+                        "cut from the brief, as no cited source says it: \"{}\"",
+                        cut.join("\", \"")
+                    ),
+                });
+                kept.push(sentence);
+            }
+            Support::Unsupported(why) => flags.push(Flag {
+                kind: FlagKind::UnsupportedClaim,
+                message: format!("removed from the brief ({why}): \"{}\"", sentence.trim()),
+            }),
+        }
+    }
+    kept.join(" ")
 }
 
 /// Where the summarized `articles` disagree, numbered as the brief numbers its sources.
@@ -77,6 +175,7 @@ pub fn write_brief(
     model: &str,
     sources: &[BriefSource],
     supported: &[f64],
+    articles: &[&ArticleOutcome],
     stage: &mut StageStats,
 ) -> Result<(String, Vec<Flag>)> {
     let manifest = ctx.catalog.model(model)?;
@@ -117,7 +216,8 @@ pub fn write_brief(
         }
         let (paragraph, removed) = cite::drop_unsupported_numbers(&grounded, supported);
         flags.extend(removed);
-        let mut paragraph = cap_story_sentences(&paragraph, members.len());
+        let paragraph = cap_story_sentences(&paragraph, members.len());
+        let mut paragraph = keep_supported(&paragraph, members, articles, &mut flags);
         let cited = cite::cited_sources(&paragraph);
         for &i in members {
             let source = &sources[i];

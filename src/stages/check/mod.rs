@@ -154,6 +154,8 @@ pub fn article_outcome(p: &Prepared, translated: Option<Translated>) -> ArticleO
     let units = p.units();
 
     let mut retried_chunks = 0;
+    let mut sentences_out = Vec::new();
+    let mut calibrated = false;
     let (translator, body, title_en) = match translated {
         None => (
             "none (source is English)".to_string(),
@@ -199,6 +201,22 @@ pub fn article_outcome(p: &Prepared, translated: Option<Translated>) -> ArticleO
                 }
             }
             retried_chunks = translated.retried;
+            sentences_out = translated
+                .sentences
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>();
+            calibrated = translated.calibrated;
+            let low = sentences_out.iter().filter(|s| s.low_confidence).count();
+            if low > 0 {
+                flags.push(Flag {
+                    kind: FlagKind::LowConfidence,
+                    message: format!(
+                        "{low} of {} sentences are low confidence: verify them before use",
+                        sentences_out.len()
+                    ),
+                });
+            }
             (translated.translator, body, title_en)
         }
     };
@@ -222,6 +240,9 @@ pub fn article_outcome(p: &Prepared, translated: Option<Translated>) -> ArticleO
         translation_paragraphs: body.len(),
         flags,
         retried_chunks,
+        sentences: sentences_out,
+        calibrated,
+        summary_low_confidence: false,
         original: units.join("\n"),
         removed: p.cleaned.removed.clone(),
     }

@@ -3,12 +3,15 @@
 //! sentence when it has several, else with a prompt that lists what the English must keep),
 //! and the version with fewer problems wins; what is still wrong is reported, never hidden.
 
+use std::time::Instant;
+
 use indicatif::ProgressBar;
 
+use super::consensus::{self, Scorer};
 use crate::config::decoding::Decoding;
 use crate::config::manifest::TaskSettings;
 use crate::config::prompts::Prompts;
-use crate::domain::{FidelityCheck, FlagKind, Problem, StageStats};
+use crate::domain::{FidelityCheck, FlagKind, Problem, Signals, StageStats};
 use crate::engine::llm::{Finish, LlmEngine, Request};
 use crate::error::Result;
 use crate::language::sentences::sentences;
@@ -23,14 +26,31 @@ pub struct Item<'a> {
     pub tokens: usize,
     /// What the English must contain (given to the model on a retry; empty on a first try).
     pub keep: Vec<String>,
+    /// A sampled consensus candidate (the k-th), instead of the greedy translation.
+    pub sample: Option<usize>,
+}
+
+impl<'a> Item<'a> {
+    fn new(lang: &'a str, text: &'a str, tokens: usize) -> Self {
+        Item {
+            lang,
+            text,
+            tokens,
+            keep: Vec::new(),
+            sample: None,
+        }
+    }
 }
 
 /// One translation as the model gave it, tidied.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Rendered {
     pub text: String,
     /// It stopped at its token budget.
     pub cut: bool,
+    /// Its tokens' log-probabilities and entropies.
+    pub logprobs: Vec<f32>,
+    pub entropies: Vec<f32>,
 }
 
 /// What translating the chunks gave, one entry per chunk.
@@ -41,8 +61,18 @@ pub struct ChunkResults {
     /// The problems of the first translation, and of the one kept.
     pub first_problems: Vec<Vec<Problem>>,
     pub problems: Vec<Vec<Problem>>,
-    /// Chunks translated again.
+    /// Chunks decoded again (retry and consensus candidates).
     pub retried: Vec<bool>,
+    pub first_texts: Vec<String>,
+    pub first_signals: Vec<Signals>,
+    pub first_confidence: Vec<f64>,
+    /// The kept translation's signals (with the candidates' disagreement when re-decoded),
+    /// confidence, and token log-probabilities and entropies.
+    pub signals: Vec<Signals>,
+    pub confidence: Vec<f64>,
+    pub kept: Vec<Rendered>,
+    /// Seconds the re-decoding round took.
+    pub consensus_s: f64,
 }
 
 /// Translates `chunks` (`languages[i]` is the language of chunk i) with `engine`.
@@ -51,6 +81,7 @@ pub fn translate_chunks(
     engine: &mut LlmEngine,
     prompts: &Prompts,
     checker: &dyn FidelityCheck,
+    scorer: &Scorer,
     languages: &[&str],
     chunks: &[Chunk],
     task: TaskSettings,
@@ -58,15 +89,34 @@ pub fn translate_chunks(
     stats: &mut StageStats,
     bar: &ProgressBar,
 ) -> Result<ChunkResults> {
-    let mut translate =
-        |items: &[Item]| translate_texts(engine, prompts, items, task, decoding, stats, bar);
-    check_and_retry(checker, languages, chunks, &mut translate)
+    let sampling = Decoding {
+        temperature: scorer.settings.temperature,
+        top_p: scorer.settings.top_p,
+        seed: decoding.seed,
+    };
+    let mut translate = |items: &[Item]| {
+        translate_texts(engine, prompts, items, task, decoding, sampling, stats, bar)
+    };
+    check_and_retry(checker, scorer, languages, chunks, &mut translate)
 }
 
-/// The first translation of every chunk, the check, and one retry round for the chunks that
-/// failed it, through `translate` (a batch of items in, their translations out).
+/// Where a re-decoding round's item goes.
+enum Candidate {
+    /// A sentence (or the whole) of a failing chunk, retried with what it must keep.
+    Retry(usize),
+    /// A sampled translation of the whole chunk.
+    Sample(usize),
+}
+
+/// The first translation of every chunk, the check and confidence, and one re-decoding
+/// round, through `translate` (a batch of items in, their translations out): a chunk that
+/// fails the check is retried (sentence by sentence when it has several, else with a prompt
+/// that lists what to keep), and a chunk that fails or falls below the confidence threshold
+/// gets sampled candidates; of all its candidates the one with the fewest problems and the
+/// most agreement with the others is kept ([`consensus::choose`]).
 pub fn check_and_retry(
     checker: &dyn FidelityCheck,
+    scorer: &Scorer,
     languages: &[&str],
     chunks: &[Chunk],
     translate: &mut dyn FnMut(&[Item]) -> Result<Vec<Rendered>>,
@@ -74,12 +124,7 @@ pub fn check_and_retry(
     let items: Vec<Item> = chunks
         .iter()
         .zip(languages)
-        .map(|(c, &lang)| Item {
-            lang,
-            text: &c.text,
-            tokens: c.tokens,
-            keep: Vec::new(),
-        })
+        .map(|(c, &lang)| Item::new(lang, &c.text, c.tokens))
         .collect();
     let first = translate(&items)?;
     let first_problems: Vec<Vec<Problem>> = chunks
@@ -88,41 +133,91 @@ pub fn check_and_retry(
         .zip(&first)
         .map(|((c, lang), r)| problems(checker, &c.text, lang, r))
         .collect();
+    let first_signals: Vec<Signals> = first
+        .iter()
+        .zip(&first_problems)
+        .map(|(r, p)| Signals::from_tokens(&r.logprobs, &r.entropies, p.len()))
+        .collect();
+    let first_confidence: Vec<f64> = first_signals
+        .iter()
+        .zip(languages)
+        .map(|(s, lang)| scorer.score(lang, s))
+        .collect();
 
-    // The retry round: the sentences of failing chunks of several sentences, and failing
-    // one-sentence chunks with the list of what to keep, all in one batch.
-    let mut retry_items: Vec<(usize, String)> = Vec::new();
+    // The re-decoding round, all in one batch: the sentences of failing chunks of several
+    // sentences, failing one-sentence chunks with the list of what to keep, and sampled
+    // candidates of every chunk that fails or scores low (same prompt as the first: its
+    // prefill is served from the prefix cache).
+    let mut round: Vec<(Candidate, String, Vec<String>, Option<usize>)> = Vec::new();
+    let mut redecoded = vec![false; chunks.len()];
     for (i, chunk) in chunks.iter().enumerate() {
-        if first_problems[i].is_empty() {
+        let failed = !first_problems[i].is_empty();
+        if !scorer.redecode(first_confidence[i], failed) {
             continue;
         }
-        let parts = sentences(&chunk.text);
-        if parts.len() > 1 {
-            retry_items.extend(parts.into_iter().map(|s| (i, s)));
-        } else {
-            retry_items.push((i, chunk.text.clone()));
+        redecoded[i] = true;
+        if failed {
+            let parts = sentences(&chunk.text);
+            if parts.len() > 1 {
+                round.extend(
+                    parts
+                        .into_iter()
+                        .map(|s| (Candidate::Retry(i), s, Vec::new(), None)),
+                );
+            } else {
+                let keep = checker.must_keep(&chunk.text, languages[i]);
+                round.push((Candidate::Retry(i), chunk.text.clone(), keep, None));
+            }
+        }
+        for k in 0..scorer.settings.candidates {
+            round.push((
+                Candidate::Sample(i),
+                chunk.text.clone(),
+                Vec::new(),
+                Some(k),
+            ));
         }
     }
     let mut retried_parts: Vec<Vec<Rendered>> = vec![Vec::new(); chunks.len()];
-    if !retry_items.is_empty() {
-        let items: Vec<Item> = retry_items
+    let mut samples: Vec<Vec<Rendered>> = vec![Vec::new(); chunks.len()];
+    let started = Instant::now();
+    if !round.is_empty() {
+        let items: Vec<Item> = round
             .iter()
-            .map(|(i, text)| Item {
-                lang: languages[*i],
-                text,
-                tokens: chunks[*i].tokens,
-                keep: checker.must_keep(text, languages[*i]),
+            .map(|(candidate, text, keep, sample)| {
+                let i = match candidate {
+                    Candidate::Retry(i) | Candidate::Sample(i) => *i,
+                };
+                let keep = if keep.is_empty() && matches!(candidate, Candidate::Retry(_)) {
+                    checker.must_keep(text, languages[i])
+                } else {
+                    keep.clone()
+                };
+                Item {
+                    keep,
+                    sample: *sample,
+                    ..Item::new(languages[i], text, chunks[i].tokens)
+                }
             })
             .collect();
-        for ((i, _), r) in retry_items.iter().zip(translate(&items)?) {
-            retried_parts[*i].push(r);
+        for ((candidate, ..), r) in round.iter().zip(translate(&items)?) {
+            match candidate {
+                Candidate::Retry(i) => retried_parts[*i].push(r),
+                Candidate::Sample(i) => samples[*i].push(r),
+            }
         }
     }
+    let consensus_s = started.elapsed().as_secs_f64();
 
-    let mut out = ChunkResults::default();
+    let mut out = ChunkResults {
+        consensus_s,
+        ..Default::default()
+    };
     for (i, (chunk, first)) in chunks.iter().zip(first).enumerate() {
-        let mut kept = (first, first_problems[i].clone());
-        let parts = &retried_parts[i];
+        let lang = languages[i];
+        let mut candidates: Vec<(Rendered, Vec<Problem>)> =
+            vec![(first.clone(), first_problems[i].clone())];
+        let parts = std::mem::take(&mut retried_parts[i]);
         if !parts.is_empty() {
             let retry = Rendered {
                 text: parts
@@ -131,18 +226,49 @@ pub fn check_and_retry(
                     .collect::<Vec<_>>()
                     .join(" "),
                 cut: parts.iter().any(|p| p.cut),
+                logprobs: parts.iter().flat_map(|p| p.logprobs.clone()).collect(),
+                entropies: parts.iter().flat_map(|p| p.entropies.clone()).collect(),
             };
-            let retry_problems = problems(checker, &chunk.text, languages[i], &retry);
-            if retry_problems.len() < kept.1.len() {
-                kept = (retry, retry_problems);
-            }
+            let found = problems(checker, &chunk.text, lang, &retry);
+            candidates.push((retry, found));
         }
-        out.texts.push(kept.0.text);
-        out.cut.push(kept.0.cut);
-        out.problems.push(kept.1);
-        out.retried.push(!parts.is_empty());
+        for sample in std::mem::take(&mut samples[i]) {
+            let found = problems(checker, &chunk.text, lang, &sample);
+            candidates.push((sample, found));
+        }
+        let (signals, confidence, kept, kept_problems) = if redecoded[i] {
+            let ranked: Vec<(&str, usize)> = candidates
+                .iter()
+                .map(|(r, p)| (r.text.as_str(), p.len()))
+                .collect();
+            let (chosen, disagreement) = consensus::choose(&ranked);
+            let (rendered, found) = candidates.swap_remove(chosen);
+            let mut signals =
+                Signals::from_tokens(&rendered.logprobs, &rendered.entropies, found.len());
+            signals.disagreement = Some(disagreement);
+            let confidence = scorer.score(lang, &signals);
+            (signals, confidence, rendered, found)
+        } else {
+            let (rendered, found) = candidates.swap_remove(0);
+            (
+                first_signals[i].clone(),
+                first_confidence[i],
+                rendered,
+                found,
+            )
+        };
+        out.texts.push(kept.text.clone());
+        out.cut.push(kept.cut);
+        out.problems.push(kept_problems);
+        out.retried.push(redecoded[i]);
+        out.first_texts.push(first.text);
+        out.signals.push(signals);
+        out.confidence.push(confidence);
+        out.kept.push(kept);
     }
     out.first_problems = first_problems;
+    out.first_signals = first_signals;
+    out.first_confidence = first_confidence;
     Ok(out)
 }
 
@@ -160,13 +286,16 @@ fn problems(
     found
 }
 
-/// Translates items in batches with the translation prompt.
+/// Translates items in batches with the translation prompt; sampled candidates draw with
+/// `sampling`, each with its own seed.
+#[allow(clippy::too_many_arguments)]
 pub fn translate_texts(
     engine: &mut LlmEngine,
     prompts: &Prompts,
     items: &[Item],
     task: TaskSettings,
     decoding: Decoding,
+    sampling: Decoding,
     stats: &mut StageStats,
     bar: &ProgressBar,
 ) -> Result<Vec<Rendered>> {
@@ -174,10 +303,15 @@ pub fn translate_texts(
     let requests = items
         .iter()
         .map(|item| {
-            Ok(Request::new(
+            let mut request = Request::new(
                 prompts.translate(item.lang, item.text, &item.keep)?,
                 task.max_new_tokens(item.tokens),
-            ))
+            );
+            request.sampling = item.sample.map(|k| Decoding {
+                seed: sampling.seed.wrapping_add(1 + k as u64),
+                ..sampling
+            });
+            Ok(request)
         })
         .collect::<Result<Vec<_>>>()?;
     let (results, timings) = engine.generate_batch(&requests, decoding, &mut |_| bar.inc(1))?;
@@ -195,6 +329,8 @@ pub fn translate_texts(
             Ok(Rendered {
                 text: tidy_translation(&g.text),
                 cut: g.finish == Finish::Budget,
+                logprobs: g.logprobs,
+                entropies: g.entropies,
             })
         })
         .collect()
@@ -222,6 +358,8 @@ fn tidy_translation(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::calibration::ConsensusSettings;
+    use crate::config::decoding::ConsensusMode;
     use crate::stages::check::Fidelity;
 
     #[test]
@@ -271,11 +409,21 @@ mod tests {
                         _ => "Shares rose 5%.",
                     }
                     .to_string(),
-                    cut: false,
+                    logprobs: vec![-0.1; 8],
+                    ..Default::default()
                 })
                 .collect())
         };
-        let out = check_and_retry(&Fidelity, &["pt", "pt"], &chunks, &mut translate).unwrap();
+        let scorer = Scorer {
+            calibration: None,
+            settings: ConsensusSettings {
+                candidates: 0,
+                ..Default::default()
+            },
+            mode: ConsensusMode::Auto,
+        };
+        let out =
+            check_and_retry(&Fidelity, &scorer, &["pt", "pt"], &chunks, &mut translate).unwrap();
         assert_eq!(
             out.first_problems[0].len(),
             2,
@@ -292,5 +440,49 @@ mod tests {
         // The retry went sentence by sentence, each with what it must keep.
         assert_eq!(calls.len(), 2);
         assert_eq!(calls[1][0].1, ["1,000"]);
+    }
+
+    /// A chunk the model is unsure of gets sampled candidates; the one the others agree with
+    /// is kept, and its confidence reflects their disagreement.
+    #[test]
+    fn an_unsure_chunk_is_decided_by_consensus() {
+        let chunks = [chunk("O sol nasceu cedo.")];
+        let mut translate = |items: &[Item]| {
+            Ok(items
+                .iter()
+                .map(|i| {
+                    let (text, logprob) = match i.sample {
+                        None => ("An explosion of the Sun happened early.", -2.0),
+                        Some(0) => ("The sun rose early.", -0.5),
+                        Some(1) => ("The sun rose early today.", -0.6),
+                        Some(_) => ("Early, the sun rose.", -0.7),
+                    };
+                    Rendered {
+                        text: text.to_string(),
+                        logprobs: vec![logprob; 6],
+                        ..Default::default()
+                    }
+                })
+                .collect())
+        };
+        let scorer = Scorer {
+            calibration: None,
+            settings: ConsensusSettings::default(),
+            mode: ConsensusMode::Auto,
+        };
+        let out = check_and_retry(&Fidelity, &scorer, &["pt"], &chunks, &mut translate).unwrap();
+        assert_eq!(out.retried, [true]);
+        assert_eq!(
+            out.first_texts[0],
+            "An explosion of the Sun happened early."
+        );
+        assert!(
+            out.texts[0].starts_with("The sun rose early"),
+            "{}",
+            out.texts[0]
+        );
+        let disagreement = out.signals[0].disagreement.unwrap();
+        assert!(disagreement > 0.0 && disagreement < 1.0);
+        assert!(out.confidence[0] > out.first_confidence[0]);
     }
 }

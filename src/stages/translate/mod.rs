@@ -3,19 +3,26 @@
 //! in padded batches; an LLM takes them chunk by chunk in shared decoding batches, with one
 //! retry round for chunks the fidelity check rejects ([`llm`]).
 
+pub mod consensus;
 pub mod llm;
+
+use std::time::Instant;
 
 use indicatif::ProgressBar;
 
 use crate::config::manifest::Catalog;
 use crate::context::Context;
-use crate::domain::{FidelityCheck, FlagKind, StageStats, Translated, UnitIssues};
+use crate::domain::{
+    FidelityCheck, FlagKind, SegmentRecord, Signals, StageStats, Translated, TranslatedSentence,
+    UnitIssues,
+};
 use crate::engine::llm::LlmEngine;
 use crate::engine::marian::MarianEngine;
 use crate::engine::registry::Engine;
 use crate::error::{Error, Result};
 use crate::language::sentences::{has_repetition_loop, sentences};
 use crate::stages::segment::{self, Chunk};
+use consensus::Scorer;
 
 /// Translates independent units (paragraphs, lines, a title) with the profile's translator
 /// for `lang`: an LLM chunk by chunk, a dedicated translator sentence by sentence, either way
@@ -66,17 +73,35 @@ pub fn translate_group(
     );
     let decoding = ctx.decoding.resolve(manifest.decoding());
     let overrides = ctx.decoding;
+    let scorer = Scorer {
+        calibration: manifest.calibration.as_ref(),
+        settings: manifest.consensus,
+        mode: overrides.consensus,
+    };
     let engine = match ctx.registry.engine(model)? {
         Engine::Translator(engine) => {
             overrides.apply(&mut engine.settings);
             let all: Vec<String> = docs.iter().flat_map(|d| d.1.iter().cloned()).collect();
-            let mut translated = translate_segments(engine, &all, segmentation, stage, bar)?;
+            let languages: Vec<&str> = docs
+                .iter()
+                .flat_map(|(lang, units)| std::iter::repeat_n(lang.as_str(), units.len()))
+                .collect();
+            let mut translated = translate_segments(
+                engine,
+                checker,
+                &scorer,
+                &languages,
+                &all,
+                segmentation,
+                stage,
+                bar,
+            )?;
             return Ok(docs
                 .iter()
                 .map(|(lang, units)| {
                     let mut own = translated.take_front(units.len());
-                    // Checked unit by unit; a deterministic translator gives the same again,
-                    // so nothing is retried.
+                    own.retried = own.segments.iter().filter(|s| s.redecoded).count();
+                    // Checked unit by unit (each sentence was checked on its own already).
                     for ((unit, text), issues) in units.iter().zip(&own.units).zip(&mut own.issues)
                     {
                         issues.problems = checker
@@ -108,6 +133,7 @@ pub fn translate_group(
         engine,
         &ctx.prompts,
         checker,
+        &scorer,
         &languages,
         &chunks,
         task,
@@ -115,12 +141,16 @@ pub fn translate_group(
         stage,
         bar,
     )?;
+    let translator = engine.name().to_string();
     Ok(docs
         .iter()
         .zip(spans)
-        .map(|((_, units), span)| {
+        .enumerate()
+        .map(|(d, ((lang, units), span))| {
             let own = &chunks[span.clone()];
             let mut issues = vec![UnitIssues::default(); units.len()];
+            let mut sentences: Vec<Vec<TranslatedSentence>> = vec![Vec::new(); units.len()];
+            let mut segments = Vec::with_capacity(own.len());
             for (chunk, i) in own.iter().zip(span.clone()) {
                 let unit = &mut issues[chunk.paragraph];
                 unit.budget_hits += usize::from(results.cut[i]);
@@ -131,12 +161,40 @@ pub fn translate_group(
                         _ => unit.problems.push(problem.clone()),
                     }
                 }
+                let kept = &results.kept[i];
+                sentences[chunk.paragraph].extend(consensus::sentence_records(
+                    &scorer,
+                    checker,
+                    lang,
+                    chunk.paragraph,
+                    &chunk.text,
+                    &kept.text,
+                    &kept.logprobs,
+                    &kept.entropies,
+                    results.signals[i].disagreement,
+                ));
+                segments.push(SegmentRecord {
+                    unit: chunk.paragraph,
+                    source: chunk.text.clone(),
+                    first_text: results.first_texts[i].clone(),
+                    first_signals: results.first_signals[i].clone(),
+                    first_confidence: results.first_confidence[i],
+                    text: results.texts[i].clone(),
+                    signals: results.signals[i].clone(),
+                    confidence: results.confidence[i],
+                    redecoded: results.retried[i],
+                });
             }
             Translated {
-                translator: engine.name().to_string(),
+                translator: translator.clone(),
                 units: segment::rebuild_paragraphs(own, &results.texts[span.clone()], units.len()),
                 issues,
                 retried: results.retried[span].iter().filter(|&&r| r).count(),
+                sentences,
+                segments,
+                // The round served every document at once: its time is told once.
+                consensus_s: if d == 0 { results.consensus_s } else { 0.0 },
+                calibrated: scorer.calibrated(),
             }
         })
         .collect())
@@ -154,9 +212,15 @@ pub enum Segmentation {
 }
 
 /// Translates units with an encoder–decoder model, all segments of all units batched
-/// together (over-long sentences are split at word boundaries).
+/// together (over-long sentences are split at word boundaries). Each segment is checked and
+/// scored; one that fails or scores low is decoded again by beam search, and of the greedy
+/// translation and the beam's n-best list the consensus candidate is kept.
+#[allow(clippy::too_many_arguments)]
 pub fn translate_segments(
     engine: &MarianEngine,
+    checker: &dyn FidelityCheck,
+    scorer: &Scorer,
+    languages: &[&str],
     units: &[String],
     segmentation: Segmentation,
     stage: &mut StageStats,
@@ -191,17 +255,111 @@ pub fn translate_segments(
         batch.target_tokens as f64 / batch.wall.as_secs_f64().max(1e-9),
         batch.batches
     ));
-    let mut issues = vec![UnitIssues::default(); units.len()];
-    for (chunk, out) in segments.iter().zip(&outputs) {
-        issues[chunk.paragraph].budget_hits += usize::from(out.truncated);
-        issues[chunk.paragraph].loops += usize::from(has_repetition_loop(&out.text));
+
+    // First translations: checked and scored.
+    let lang_of = |c: &Chunk| languages.get(c.paragraph).copied().unwrap_or("");
+    let first_problems: Vec<usize> = segments
+        .iter()
+        .zip(&outputs)
+        .map(|(c, o)| checker.problems(&c.text, lang_of(c), &o.text).len())
+        .collect();
+    let first_signals: Vec<Signals> = outputs
+        .iter()
+        .zip(&first_problems)
+        .map(|(o, &p)| Signals::from_tokens(&o.logprobs, &[], p))
+        .collect();
+    let first_confidence: Vec<f64> = segments
+        .iter()
+        .zip(&first_signals)
+        .map(|(c, s)| scorer.score(lang_of(c), s))
+        .collect();
+    let redecode: Vec<usize> = (0..segments.len())
+        .filter(|&i| {
+            !segments[i].text.trim().is_empty()
+                && scorer.redecode(first_confidence[i], first_problems[i] > 0)
+        })
+        .collect();
+    let started = Instant::now();
+    let mut nbest = Vec::new();
+    if !redecode.is_empty() {
+        let sources: Vec<String> = redecode.iter().map(|&i| texts[i].clone()).collect();
+        let width = scorer.settings.candidates.max(2);
+        let (lists, more) = engine.translate_nbest(&sources, width, &mut |_| {})?;
+        stage.generated_tokens += more.target_tokens;
+        stage.decode_s += more.wall.as_secs_f64();
+        nbest = lists;
     }
-    let texts: Vec<String> = outputs.into_iter().map(|o| o.text).collect();
+    let consensus_s = started.elapsed().as_secs_f64();
+
+    let mut kept_texts = Vec::with_capacity(segments.len());
+    let mut issues = vec![UnitIssues::default(); units.len()];
+    let mut sentences_of: Vec<Vec<TranslatedSentence>> = vec![Vec::new(); units.len()];
+    let mut records = Vec::with_capacity(segments.len());
+    let mut lists = nbest.into_iter();
+    for (i, (chunk, first)) in segments.iter().zip(outputs).enumerate() {
+        let lang = lang_of(chunk);
+        let (kept, signals, confidence) = if redecode.binary_search(&i).is_ok() {
+            let mut candidates = vec![first.clone()];
+            for c in lists.next().unwrap_or_default() {
+                // Beam search's best is often the greedy translation: one vote each.
+                if !candidates.iter().any(|k| k.text == c.text) {
+                    candidates.push(c);
+                }
+            }
+            let counted: Vec<usize> = candidates
+                .iter()
+                .map(|c| checker.problems(&chunk.text, lang, &c.text).len())
+                .collect();
+            let ranked: Vec<(&str, usize)> = candidates
+                .iter()
+                .zip(&counted)
+                .map(|(c, &p)| (c.text.as_str(), p))
+                .collect();
+            let (chosen, disagreement) = consensus::choose(&ranked);
+            let problems = counted[chosen];
+            let kept = candidates.swap_remove(chosen);
+            let mut signals = Signals::from_tokens(&kept.logprobs, &[], problems);
+            signals.disagreement = Some(disagreement);
+            let confidence = scorer.score(lang, &signals);
+            (kept, signals, confidence)
+        } else {
+            (first.clone(), first_signals[i].clone(), first_confidence[i])
+        };
+        issues[chunk.paragraph].budget_hits += usize::from(kept.truncated);
+        issues[chunk.paragraph].loops += usize::from(has_repetition_loop(&kept.text));
+        sentences_of[chunk.paragraph].extend(consensus::sentence_records(
+            scorer,
+            checker,
+            lang,
+            chunk.paragraph,
+            &chunk.text,
+            &kept.text,
+            &kept.logprobs,
+            &[],
+            signals.disagreement,
+        ));
+        records.push(SegmentRecord {
+            unit: chunk.paragraph,
+            source: chunk.text.clone(),
+            first_text: first.text.clone(),
+            first_signals: first_signals[i].clone(),
+            first_confidence: first_confidence[i],
+            text: kept.text.clone(),
+            signals,
+            confidence,
+            redecoded: redecode.binary_search(&i).is_ok(),
+        });
+        kept_texts.push(kept.text);
+    }
     Ok(Translated {
         translator: engine.name().to_string(),
-        units: segment::rebuild_paragraphs(&segments, &texts, units.len()),
+        units: segment::rebuild_paragraphs(&segments, &kept_texts, units.len()),
         issues,
-        retried: 0,
+        retried: redecode.len(),
+        sentences: sentences_of,
+        segments: records,
+        consensus_s,
+        calibrated: scorer.calibrated(),
     })
 }
 

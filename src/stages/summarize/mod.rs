@@ -1,0 +1,221 @@
+//! The summarize stage: every article's English text in 3–5 sentences
+//! (`prompts/summarize.toml`), all articles decoded in shared batches, then grounded: no
+//! sentence twice, none that the article's English does not support ([`support`]), and a
+//! note when the summary rests on low-confidence sentences.
+
+pub mod support;
+
+use indicatif::ProgressBar;
+
+use crate::context::Context;
+use crate::domain::{ArticleOutcome, Flag, FlagKind, StageStats};
+use crate::engine::llm::{Finish, Request};
+use crate::error::Result;
+use crate::language::sentences::{drop_unfinished_last, sentences};
+
+/// A summary as kept: its text (`None` when no sentence held), what was removed, and whether
+/// it rests on low-confidence sentences.
+#[derive(Debug, Clone)]
+pub struct Grounded {
+    pub text: Option<String>,
+    pub flags: Vec<Flag>,
+    pub low_confidence: bool,
+}
+
+/// Summaries of `articles`, decoded in shared batches and grounded; one result per article.
+pub fn summarize_all(
+    ctx: &mut Context,
+    model: &str,
+    articles: &[ArticleOutcome],
+    stage: &mut StageStats,
+    bar: &ProgressBar,
+) -> Result<Vec<Result<Grounded>>> {
+    let manifest = ctx.catalog.model(model)?;
+    let task = manifest.generation.summarize;
+    let decoding = ctx.decoding.resolve(manifest.decoding());
+    let overrides = ctx.decoding;
+    let engine = ctx.registry.llm(model)?;
+    if let Some(rows) = overrides.batch_rows {
+        engine.set_batch_rows(rows);
+    }
+    let requests = articles
+        .iter()
+        .map(|a| {
+            Ok(Request::new(
+                ctx.prompts.summarize(&a.title_en, &a.translation)?,
+                task.max_new_tokens(engine.count_tokens(&a.translation)?),
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let (results, timings) = engine.generate_batch(&requests, decoding, &mut |_| bar.inc(1))?;
+    timings.record(stage);
+    Ok(results
+        .into_iter()
+        .zip(articles)
+        .map(|(r, article)| {
+            let g = r?;
+            g.record(stage);
+            Ok(ground(
+                &trim_summary(&join_list_items(&g.text), g.finish),
+                article,
+            ))
+        })
+        .collect())
+}
+
+/// Holds `summary` to what `article` says: a sentence repeating an earlier one goes, one
+/// its English text (or the original's figures and names) does not support goes with a
+/// flag, an unsupported clause between commas is cut.
+pub fn ground(summary: &str, article: &ArticleOutcome) -> Grounded {
+    let evidence = support::Evidence::new(
+        &[&article.translation, &article.title_en],
+        &[(&article.original, &article.language)],
+    );
+    let mut kept: Vec<String> = Vec::new();
+    let mut flags = Vec::new();
+    for sentence in sentences(summary) {
+        if kept.iter().any(|k| support::same_claim(k, &sentence)) {
+            tracing::info!(article = %article.id, "repeated summary sentence dropped");
+            continue;
+        }
+        match support::check(&sentence, &evidence) {
+            support::Support::Supported => kept.push(sentence),
+            support::Support::Repaired { sentence, cut } => {
+                flags.push(Flag {
+                    kind: FlagKind::UnsupportedClaim,
+                    message: format!(
+                        "cut from the summary, as the article does not say it: \"{}\"",
+                        cut.join("\", \"")
+                    ),
+                });
+                kept.push(sentence);
+            }
+            support::Support::Unsupported(why) => flags.push(Flag {
+                kind: FlagKind::UnsupportedClaim,
+                message: format!("removed from the summary ({why}): \"{sentence}\""),
+            }),
+        }
+    }
+    let low_confidence = kept
+        .iter()
+        .any(|k| support::resting_on(k, &article.sentences).is_some_and(|s| s.low_confidence));
+    Grounded {
+        text: (!kept.is_empty()).then(|| kept.join(" ")),
+        flags,
+        low_confidence,
+    }
+}
+
+/// One paragraph from a numbered or bulleted list (the summary prompt asks for one), or the
+/// text itself when the model wrote prose.
+pub fn join_list_items(text: &str) -> String {
+    let marker = regex::Regex::new(r"^\s*(\d+[.)]|[-*•])\s+").expect("valid regex");
+    text.lines()
+        .map(|line| marker.replace(line, "").trim().to_string())
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Holds a summary to its 3–5 sentence form: at most `MAX_SUMMARY_SENTENCES`, and no
+/// unfinished last sentence when the token budget cut it.
+pub fn trim_summary(text: &str, finish: Finish) -> String {
+    let mut sentences = sentences(text);
+    if finish == Finish::Budget {
+        drop_unfinished_last(&mut sentences);
+    }
+    sentences.truncate(MAX_SUMMARY_SENTENCES);
+    sentences.join(" ")
+}
+
+const MAX_SUMMARY_SENTENCES: usize = 5;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_keep_at_most_five_finished_sentences() {
+        let text = "One. Two. Three. Four. Five. Six. Seven";
+        assert_eq!(
+            trim_summary(text, Finish::Stop),
+            "One. Two. Three. Four. Five."
+        );
+        assert_eq!(
+            trim_summary("One. Two. Three and", Finish::Budget),
+            "One. Two."
+        );
+    }
+
+    fn article(translation: &str) -> ArticleOutcome {
+        ArticleOutcome {
+            id: "x".into(),
+            source_path: "x.txt".into(),
+            language: "pt".into(),
+            language_confidence: 1.0,
+            title: String::new(),
+            title_detected: false,
+            title_en: "CleanSpark names a new executive".into(),
+            translation: translation.into(),
+            summary: None,
+            translator: String::new(),
+            source_paragraphs: 1,
+            translation_paragraphs: 1,
+            flags: Vec::new(),
+            retried_chunks: 0,
+            sentences: Vec::new(),
+            calibrated: false,
+            summary_low_confidence: false,
+            original: String::new(),
+            removed: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_repeated_or_unsupported_summary_sentence_is_dropped() {
+        let a = article("CleanSpark named Jeffrey Thomas to lead its AI data centers. Its shares rose 11% on Monday.");
+        let grounded = ground(
+            "CleanSpark named Jeffrey Thomas to lead its AI data centers. \
+             CleanSpark has named Jeffrey Thomas to lead its AI data centers. \
+             The regulator fined the firm over pollution in Texas. Its shares rose 11% on Monday.",
+            &a,
+        );
+        assert_eq!(
+            grounded.text.as_deref(),
+            Some("CleanSpark named Jeffrey Thomas to lead its AI data centers. Its shares rose 11% on Monday.")
+        );
+        assert_eq!(grounded.flags.len(), 1, "{:?}", grounded.flags);
+        assert!(grounded.flags[0].message.contains("regulator"));
+        assert!(!grounded.low_confidence);
+    }
+
+    #[test]
+    fn a_summary_resting_on_low_confidence_sentences_says_so() {
+        let mut a = article("An explosion of the Sun hit Jakarta on Monday.");
+        a.sentences = vec![crate::domain::TranslatedSentence {
+            unit: 0,
+            source: "تسونامي".into(),
+            text: "An explosion of the Sun hit Jakarta on Monday.".into(),
+            confidence: 0.1,
+            low_confidence: true,
+            flags: Vec::new(),
+        }];
+        let grounded = ground("An explosion of the Sun hit Jakarta on Monday.", &a);
+        assert!(grounded.low_confidence);
+    }
+
+    #[test]
+    fn list_summaries_become_one_paragraph() {
+        assert_eq!(
+            join_list_items("1. Shares rose 11%.\n2. The CEO spoke.\n\n- A third fact."),
+            "Shares rose 11%. The CEO spoke. A third fact."
+        );
+        assert_eq!(
+            join_list_items("Plain prose.\nMore prose."),
+            "Plain prose. More prose."
+        );
+    }
+}

@@ -1,0 +1,244 @@
+//! Which translations to trust and which to decode again. Each segment's first translation
+//! gets a calibrated confidence ([`Scorer`]); one below the threshold or failing a check is
+//! decoded again as several candidates, and the candidate with the fewest check problems and
+//! the highest expected chrF against the others is kept (minimum Bayes risk). How far the
+//! candidates disagree lowers the kept one's confidence. The kept text is then split into
+//! sentences, each with its own confidence and the reasons for a low one.
+
+use crate::config::calibration::{uncalibrated, Calibration, ConsensusSettings};
+use crate::config::decoding::ConsensusMode;
+use crate::domain::{FidelityCheck, Flag, FlagKind, Problem, Signals, TranslatedSentence};
+use crate::language::metrics::sentence_chrf;
+use crate::language::sentences::sentences;
+
+/// Confidence and re-decoding decisions for one translator model.
+#[derive(Debug, Clone, Copy)]
+pub struct Scorer<'a> {
+    pub calibration: Option<&'a Calibration>,
+    pub settings: ConsensusSettings,
+    pub mode: ConsensusMode,
+}
+
+impl Scorer<'_> {
+    pub fn threshold(&self) -> f64 {
+        self.calibration
+            .map_or(self.settings.threshold, |c| c.threshold)
+    }
+
+    pub fn calibrated(&self) -> bool {
+        self.calibration.is_some()
+    }
+
+    /// Confidence in [0, 1] of a translation from `lang` with `signals`.
+    pub fn score(&self, lang: &str, signals: &Signals) -> f64 {
+        match self.calibration {
+            Some(c) => c.score(lang, signals).0,
+            None => uncalibrated(signals),
+        }
+    }
+
+    /// Whether a first translation with this confidence and check verdict is decoded again.
+    pub fn redecode(&self, confidence: f64, failed_check: bool) -> bool {
+        match self.mode {
+            ConsensusMode::Off => false,
+            ConsensusMode::All => true,
+            ConsensusMode::Auto => failed_check || confidence < self.threshold(),
+        }
+    }
+
+    /// Why a sentence with `signals` scored low, in words, strongest reason first.
+    pub fn reasons(&self, lang: &str, signals: &Signals) -> Vec<String> {
+        let Some(calibration) = self.calibration else {
+            return vec![format!(
+                "low token probability (mean {:.0}%; no calibration for this model)",
+                100.0 * signals.mean_logprob.exp()
+            )];
+        };
+        let (_, mut pulls) = calibration.score(lang, signals);
+        pulls.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let mut out: Vec<String> = pulls
+            .into_iter()
+            .filter(|(_, pull)| *pull < -0.25)
+            .filter_map(|(feature, _)| match feature {
+                "mean_logprob" => Some(format!(
+                    "the model was unsure of its words (mean token probability {:.0}%)",
+                    100.0 * signals.mean_logprob.exp()
+                )),
+                "weakest_logprob" => Some(format!(
+                    "a stretch the model was unsure of (token probability {:.0}%)",
+                    100.0 * signals.weakest_logprob.exp()
+                )),
+                "mean_entropy" => Some("the model hesitated between many words".to_string()),
+                "disagreement" => signals.disagreement.map(|d| {
+                    format!(
+                        "re-decoded candidates disagreed (agreement {:.0} chrF)",
+                        100.0 * (1.0 - d)
+                    )
+                }),
+                "problems" if signals.problems > 0 => {
+                    Some("the fidelity check found problems".to_string())
+                }
+                _ => None,
+            })
+            .collect();
+        if out.is_empty() {
+            out.push("low calibrated confidence".to_string());
+        }
+        out
+    }
+}
+
+/// Of `candidates` (text and number of check problems), the index of the one to keep — the
+/// fewest problems, then the highest mean chrF against all the others — and its
+/// disagreement, 1 − that mean / 100. A single candidate disagrees with nothing (0).
+pub fn choose(candidates: &[(&str, usize)]) -> (usize, f64) {
+    let n = candidates.len();
+    if n <= 1 {
+        return (0, 0.0);
+    }
+    let fewest = candidates.iter().map(|c| c.1).min().unwrap_or(0);
+    let mut best = (0, f64::NEG_INFINITY);
+    for (i, (text, problems)) in candidates.iter().enumerate() {
+        if *problems != fewest {
+            continue;
+        }
+        let agreement = candidates
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, (other, _))| sentence_chrf(text, other))
+            .sum::<f64>()
+            / (n - 1) as f64;
+        // Ties keep the earlier candidate (the greedy one comes first).
+        if agreement > best.1 + 1e-9 {
+            best = (i, agreement);
+        }
+    }
+    (best.0, (1.0 - best.1 / 100.0).clamp(0.0, 1.0))
+}
+
+/// The kept translation of one segment, split into sentences with their share of its tokens
+/// (by non-space characters: the tidied text keeps the decoded text's characters but its
+/// spacing), each checked against its source sentence where the segment's sentences line up
+/// one to one (else against the whole segment, translation-side checks only), then scored.
+#[allow(clippy::too_many_arguments)]
+pub fn sentence_records(
+    scorer: &Scorer,
+    checker: &dyn FidelityCheck,
+    lang: &str,
+    unit: usize,
+    source: &str,
+    text: &str,
+    logprobs: &[f32],
+    entropies: &[f32],
+    disagreement: Option<f64>,
+) -> Vec<TranslatedSentence> {
+    let parts = sentences(text);
+    let sources = sentences(source);
+    let aligned = parts.len() == sources.len() && parts.len() > 1;
+    let weight = |s: &str| s.chars().filter(|c| !c.is_whitespace()).count();
+    let total = parts.iter().map(|p| weight(p)).sum::<usize>().max(1);
+    let mut out = Vec::with_capacity(parts.len());
+    let mut consumed = 0;
+    let mut start_token = 0;
+    for (k, part) in parts.iter().enumerate() {
+        consumed += weight(part);
+        let end_token = if k + 1 == parts.len() {
+            logprobs.len()
+        } else {
+            (logprobs.len() * consumed / total).clamp(start_token, logprobs.len())
+        };
+        let own_source = if aligned { &sources[k] } else { source };
+        let mut problems: Vec<Problem> = checker.problems(own_source, lang, part);
+        if !aligned && parts.len() > 1 {
+            // A fragment of the segment cannot show what the whole lost.
+            problems.retain(|p| {
+                matches!(
+                    p.kind,
+                    FlagKind::InsertedName
+                        | FlagKind::TaskTalk
+                        | FlagKind::SourceScript
+                        | FlagKind::ExtraNumber
+                        | FlagKind::Repetition
+                )
+            });
+        }
+        let entropy_slice = if entropies.len() == logprobs.len() {
+            &entropies[start_token..end_token]
+        } else {
+            &[][..]
+        };
+        let mut signals = Signals::from_tokens(
+            &logprobs[start_token..end_token],
+            entropy_slice,
+            problems.len(),
+        );
+        signals.disagreement = disagreement;
+        let confidence = scorer.score(lang, &signals);
+        let low = confidence < scorer.threshold();
+        let mut flags: Vec<Flag> = problems
+            .iter()
+            .map(|p| Flag {
+                kind: p.kind,
+                message: p.describe(),
+            })
+            .collect();
+        if low {
+            flags.push(Flag {
+                kind: FlagKind::LowConfidence,
+                message: scorer.reasons(lang, &signals).join("; "),
+            });
+        }
+        out.push(TranslatedSentence {
+            unit,
+            source: own_source.to_string(),
+            text: part.clone(),
+            confidence,
+            low_confidence: low,
+            flags,
+        });
+        start_token = end_token;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_candidate_closest_to_the_others_is_kept() {
+        let candidates = [
+            ("Shares rose 11% on Monday.", 0),
+            ("An explosion of the Sun.", 0),
+            ("Shares rose by 11% on Monday.", 0),
+            ("The shares rose 11% Monday.", 0),
+        ];
+        let (kept, disagreement) = choose(&candidates);
+        assert_ne!(kept, 1);
+        assert!(disagreement > 0.1 && disagreement < 0.7, "{disagreement}");
+        // Fewer check problems come first, however well the others agree.
+        let candidates = [
+            ("Shares rose 12%.", 1),
+            ("Shares rose 12%.", 1),
+            ("Shares rose 11%.", 0),
+        ];
+        assert_eq!(choose(&candidates).0, 2);
+        assert_eq!(choose(&[("Alone.", 0)]), (0, 0.0));
+    }
+
+    #[test]
+    fn agreeing_candidates_disagree_less_than_scattered_ones() {
+        let agree = [
+            ("The minister resigned on Friday.", 0),
+            ("The minister resigned on Friday.", 0),
+            ("The minister quit on Friday.", 0),
+        ];
+        let scatter = [
+            ("The minister resigned on Friday.", 0),
+            ("A tsunami hit Jakarta.", 0),
+            ("The sun exploded.", 0),
+        ];
+        assert!(choose(&agree).1 < choose(&scatter).1);
+    }
+}
