@@ -146,6 +146,29 @@ fn translate_lines_prints_one_line_per_input_line() {
         lines[2].contains("1,000") || lines[2].contains("1000") || lines[2].contains("1 000"),
         "{text}"
     );
+
+    // The same with --jsonl: one object per input line, the same English, a confidence in
+    // [0, 1] and flags.
+    let out = crossbrief()
+        .args(["translate", "--from", "fr", "--lines", "--jsonl"])
+        .arg(&file)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let jsonl = String::from_utf8(out).unwrap();
+    let objects: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(objects.len(), 4, "{jsonl}");
+    for (object, line) in objects.iter().zip(&lines) {
+        assert_eq!(object["text"].as_str(), Some(*line), "{jsonl}");
+        let confidence = object["confidence"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&confidence), "{jsonl}");
+        assert!(object["flags"].is_array(), "{jsonl}");
+    }
 }
 
 #[test]
@@ -261,6 +284,15 @@ fn eval_scores_what_it_translated() {
         chrf > 40.0,
         "chrF {chrf} on the Bergamot model's own language"
     );
+    // Consensus can only have changed re-decoded lines, and the detector's figures are there.
+    let without = report["chrf_without_consensus"].as_f64().unwrap();
+    if report["redecoded"] == 0 {
+        assert_eq!(chrf, without);
+    }
+    let confidence = &report["confidence"];
+    let flagged = confidence["flagged"].as_u64().unwrap();
+    assert!(flagged <= 20);
+    assert!(confidence["threshold"].as_f64().is_some());
 
     // By document, leaving out the first: the 4 lines of the second document as one segment.
     let out = crossbrief()

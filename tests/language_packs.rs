@@ -58,6 +58,12 @@ fn every_pack_reads_its_own_cases() {
                 Vec::<String>::new(),
                 "{where_}"
             );
+            // The faithful translation passes every check, the cross-script ones included.
+            assert_eq!(
+                check::problems(&c.source, &lang, &c.english),
+                Vec::new(),
+                "{where_}"
+            );
             let found = source_names(&c.source, &lang);
             for name in &c.names {
                 assert!(
