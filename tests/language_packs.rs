@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use crossbrief::domain::FlagKind;
 use crossbrief::language::calendar::missing_calendar_words;
 use crossbrief::language::names::source_names;
 use crossbrief::language::numbers::{invented_numbers, lost_numbers};
@@ -81,4 +82,48 @@ fn every_pack_reads_its_own_cases() {
         }
     }
     assert!(seen >= 6, "only {seen} cases");
+}
+
+/// The human English references of the dev set are faithful translations: the name checks
+/// (inserted names across scripts, lost Latin-script names) and the task-talk check must pass
+/// nearly all of them, or they would flag good machine translations too.
+#[test]
+fn human_references_rarely_trip_the_name_checks() {
+    let dev = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ntrex-dev");
+    let read = |name: &str| -> Vec<String> {
+        std::fs::read_to_string(dev.join(name))
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    let english = read("dev.eng");
+    for (lang, file) in [("ar", "dev.arb"), ("fr", "dev.fra"), ("pt", "dev.por")] {
+        let sources = read(file);
+        let mut tripped = Vec::new();
+        for (source, reference) in sources.iter().zip(&english) {
+            let found: Vec<_> = check::problems(source, lang, reference)
+                .into_iter()
+                .filter(|p| {
+                    matches!(
+                        p.kind,
+                        FlagKind::InsertedName | FlagKind::TaskTalk | FlagKind::SourceScript
+                    )
+                })
+                .collect();
+            if !found.is_empty() {
+                tripped.push(format!("{found:?} in {reference}"));
+            }
+        }
+        let share = tripped.len() as f64 / sources.len() as f64;
+        eprintln!(
+            "{lang}: {} of {} references tripped",
+            tripped.len(),
+            sources.len()
+        );
+        assert!(
+            share < 0.12,
+            "{lang}: {share:.2} of references tripped: {tripped:#?}"
+        );
+    }
 }

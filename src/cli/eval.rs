@@ -96,6 +96,7 @@ pub fn calibrate(args: &CalibrateArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    eval::calibrate::refresh_problems(&mut lines);
     let calibration = eval::calibrate::calibrate(&lines, args.threshold, &args.fitted_on);
     let header =
         "# Confidence calibration, fitted by `crossbrief calibrate` (scripts/calibrate.sh)\n\

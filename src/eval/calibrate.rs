@@ -13,6 +13,7 @@ use crate::config::calibration::{
     features, Calibration, LanguageCalibration, Logistic, BASE_FEATURES, CONSENSUS_FEATURES,
 };
 use crate::domain::Signals;
+use crate::stages::check;
 
 /// L2 penalty on the standardized weights: keeps the fit stable on a few hundred lines.
 const L2: f64 = 1e-2;
@@ -104,6 +105,16 @@ fn base(signals: &Signals) -> Signals {
     Signals {
         disagreement: None,
         ..signals.clone()
+    }
+}
+
+/// Counts each line's check problems again with the current checks, where the line carries
+/// its source: a change to a check then needs no new translation of the dev set.
+pub fn refresh_problems(lines: &mut [LineRecord]) {
+    for line in lines.iter_mut().filter(|l| !l.source.is_empty()) {
+        line.first_signals.problems =
+            check::problems(&line.source, &line.lang, &line.first_text).len();
+        line.signals.problems = check::problems(&line.source, &line.lang, &line.text).len();
     }
 }
 

@@ -148,6 +148,9 @@ pub struct ConfidenceReport {
 pub struct LineRecord {
     pub lang: String,
     pub line: usize,
+    /// The source line (so that `calibrate` can run the current checks again).
+    #[serde(default)]
+    pub source: String,
     pub first_text: String,
     pub first_signals: Signals,
     pub first_confidence: f64,
@@ -253,6 +256,7 @@ fn line_records(lang: &str, translated: &Translated, references: &[String]) -> V
         .map(|s| LineRecord {
             lang: lang.to_string(),
             line: s.unit,
+            source: s.source.clone(),
             first_chrf: metrics::sentence_chrf(&s.first_text, &references[s.unit]),
             first_text: s.first_text.clone(),
             first_signals: s.first_signals.clone(),

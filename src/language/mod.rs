@@ -173,6 +173,8 @@ pub struct Pack {
     pub introduced_words: Vec<String>,
     pub task_talk: Vec<Regex>,
     pub function_words: std::collections::BTreeSet<String>,
+    /// English only: words in common use (`languages/en-common-words.txt`), lower-cased.
+    pub common_words: std::collections::HashSet<String>,
 }
 
 /// Unit words of one language (`[units]` of its pack), as regex alternatives.
@@ -288,6 +290,7 @@ impl Pack {
                 .iter()
                 .map(|w| w.to_lowercase())
                 .collect(),
+            common_words: Default::default(),
         })
     }
 }
@@ -322,11 +325,20 @@ impl Packs {
             let pack = Pack::compile(parsed, &origin)?;
             by_code.insert(pack.code.clone(), pack);
         }
-        if !by_code.contains_key("en") {
+        let Some(english) = by_code.get_mut("en") else {
             return Err(Error::Config {
                 path: "languages/en.toml".into(),
                 problem: "the English pack is required (English is the target language)".into(),
             });
+        };
+        if let Ok(words) = resources.read("languages/en-common-words.txt") {
+            english.common_words = words
+                .text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string)
+                .collect();
         }
         Ok(Packs { by_code })
     }

@@ -53,6 +53,11 @@ pub fn latin_skeleton(word: &str) -> String {
         let digraph = match (c, next) {
             ('p', Some('h')) => Some('f'),
             ('t' | 's' | 'c', Some('h')) => Some(if c == 't' { 't' } else { 's' }),
+            // "gh" is silent inside English names (Willoughby, Vaughan).
+            ('g', Some('h')) if i > 0 => {
+                i += 2;
+                continue;
+            }
             ('k' | 'g', Some('h')) => Some('k'),
             ('c', Some('k')) | ('q', Some('u')) => Some('k'),
             _ => None,
@@ -126,11 +131,15 @@ pub fn arabic_word_skeletons(word: &str) -> Vec<String> {
 }
 
 /// Whether two skeletons are the same name: equal, or one edit apart when both have three
-/// or more consonants, two when six or more. Skeletons under two consonants match nothing.
+/// or more consonants, two when six or more. A one-consonant skeleton (Joko, Wayde) matches
+/// only itself; an empty one nothing.
 pub fn skeletons_match(a: &str, b: &str) -> bool {
     let (la, lb) = (a.chars().count(), b.chars().count());
-    if la < 2 || lb < 2 {
+    if la == 0 || lb == 0 {
         return false;
+    }
+    if la == 1 || lb == 1 {
+        return a == b;
     }
     let allowed = match la.min(lb) {
         0..=2 => 0,
@@ -164,6 +173,8 @@ mod tests {
             ("مايكروسوفت", "Microsoft"),
             ("تشارلز", "Charles"),
             ("بريطانيا", "Britain"),
+            ("ويلوبي", "Willoughby"),
+            ("جوكو", "Joko"),
         ] {
             assert!(
                 matches(arabic, english),
