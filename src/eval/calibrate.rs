@@ -19,6 +19,8 @@ use crate::stages::check;
 const L2: f64 = 1e-2;
 const STEPS: usize = 4000;
 const LEARNING_RATE: f64 = 0.3;
+/// Fewest lines a model is fitted on.
+const MIN_ROWS: usize = 30;
 
 /// Logistic regression of `labels` (true: good) on `rows`, features standardized first.
 pub fn fit_logistic(rows: &[Vec<f64>], labels: &[bool], names: &[&str]) -> Logistic {
@@ -92,9 +94,21 @@ fn fit_language(lines: &[&LineRecord]) -> LanguageCalibration {
         .collect();
     let consensus_rows: Vec<Vec<f64>> = redecoded.iter().map(|l| features(&l.signals)).collect();
     let consensus_labels: Vec<bool> = redecoded.iter().map(|l| l.chrf >= BAD_CHRF).collect();
+    let base = fit_logistic(&base_rows, &base_labels, &BASE_FEATURES);
+    // Too few re-decoded lines to fit on: the base model, disagreement weighing nothing.
+    let consensus = if consensus_rows.len() < MIN_ROWS {
+        let mut extended = base.clone();
+        extended.features = CONSENSUS_FEATURES.iter().map(|s| s.to_string()).collect();
+        extended.mean.push(0.0);
+        extended.scale.push(1.0);
+        extended.weights.push(0.0);
+        extended
+    } else {
+        fit_logistic(&consensus_rows, &consensus_labels, &CONSENSUS_FEATURES)
+    };
     LanguageCalibration {
-        base: fit_logistic(&base_rows, &base_labels, &BASE_FEATURES),
-        consensus: fit_logistic(&consensus_rows, &consensus_labels, &CONSENSUS_FEATURES),
+        base,
+        consensus,
         sentences: lines.len(),
         bad_share: base_labels.iter().filter(|&&g| !g).count() as f64 / lines.len().max(1) as f64,
     }

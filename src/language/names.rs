@@ -11,7 +11,7 @@ use regex::Regex;
 use crate::language;
 use crate::language::sentences::sentences;
 use crate::language::transliterate::{
-    arabic_word_skeletons, is_arabic, latin_skeleton, skeletons_match,
+    arabic_word_skeletons, is_arabic, latin_skeleton, latin_skeletons, skeletons_match,
 };
 
 /// A capitalized word: a capital letter then letters, digits, `&`, apostrophes or hyphens.
@@ -179,8 +179,13 @@ pub fn inserted_names(source: &str, lang: &str, translation: &str) -> Vec<String
             {
                 continue;
             }
-            let skeleton = latin_skeleton(bare);
-            if skeletons.iter().any(|s| skeletons_match(s, &skeleton)) {
+            let own = latin_skeletons(bare);
+            // A name of vowels only (Iowa, Wei) has no consonants to compare: not judged.
+            if own[0].is_empty()
+                || skeletons
+                    .iter()
+                    .any(|s| own.iter().any(|o| skeletons_match(s, o)))
+            {
                 continue;
             }
             if !out.iter().any(|o| o == bare) {

@@ -92,7 +92,9 @@ pub fn word_numbers(text: &str, lang: &str) -> Vec<(usize, usize, String, f64)> 
     let Some(pack) = language::pack(lang) else {
         return Vec::new();
     };
-    let mut out: Vec<(usize, usize, String, f64)> = Vec::new();
+    // Every match first, then the earliest and longest win: "عشرين مليون" is one number
+    // (20 million), not 20 million and a million.
+    let mut found: Vec<(usize, usize, String, f64)> = Vec::new();
     for (pattern, value) in &pack.number_words {
         let mut at = 0;
         while let Some(cap) = pattern.captures_at(text, at) {
@@ -102,21 +104,28 @@ pub fn word_numbers(text: &str, lang: &str) -> Vec<(usize, usize, String, f64)> 
             if before.ends_with(|c: char| c.is_ascii_digit()) {
                 continue;
             }
-            if out.iter().any(|o| o.0 < word.end() && word.start() < o.1) {
-                continue;
-            }
-            let (literal, value, end) = match scale_after(&text[word.end()..], lang) {
+            found.push(match scale_after(&text[word.end()..], lang) {
                 Some((scale, factor)) => {
                     let end =
                         word.end() + text[word.end()..].find(scale).unwrap_or(0) + scale.len();
-                    (text[word.start()..end].to_string(), value * factor, end)
+                    (
+                        word.start(),
+                        end,
+                        text[word.start()..end].to_string(),
+                        value * factor,
+                    )
                 }
-                None => (word.as_str().to_string(), *value, word.end()),
-            };
-            out.push((word.start(), end, literal, value));
+                None => (word.start(), word.end(), word.as_str().to_string(), *value),
+            });
         }
     }
-    out.sort_by_key(|o| o.0);
+    found.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    let mut out: Vec<(usize, usize, String, f64)> = Vec::new();
+    for span in found {
+        if out.last().is_none_or(|last| span.0 >= last.1) {
+            out.push(span);
+        }
+    }
     out
 }
 

@@ -36,6 +36,18 @@ pub fn arabic_skeleton(word: &str) -> String {
     collapse(word.chars().filter_map(arabic_class))
 }
 
+/// The skeletons a Latin-script word may have: "gh" inside a word is silent in English names
+/// (Willoughby) but renders غ in Arabic ones (Baghdad), so both are tried.
+pub fn latin_skeletons(word: &str) -> Vec<String> {
+    let mut out = vec![latin_skeleton(word)];
+    let lower = word.to_lowercase();
+    if lower.get(1..).is_some_and(|rest| rest.contains("gh")) {
+        let hard = format!("{}{}", &lower[..1], lower[1..].replace("gh", "g"));
+        out.push(latin_skeleton(&hard));
+    }
+    out
+}
+
 /// The skeleton of a Latin-script word, in the classes of [`arabic_skeleton`].
 pub fn latin_skeleton(word: &str) -> String {
     let lower: String = word
@@ -154,10 +166,10 @@ mod tests {
     use super::*;
 
     fn matches(arabic: &str, english: &str) -> bool {
-        let skeleton = latin_skeleton(english);
+        let skeletons = latin_skeletons(english);
         arabic_word_skeletons(arabic)
             .iter()
-            .any(|s| skeletons_match(s, &skeleton))
+            .any(|s| skeletons.iter().any(|l| skeletons_match(s, l)))
     }
 
     #[test]
@@ -175,6 +187,7 @@ mod tests {
             ("بريطانيا", "Britain"),
             ("ويلوبي", "Willoughby"),
             ("جوكو", "Joko"),
+            ("بغداد", "Baghdad"),
         ] {
             assert!(
                 matches(arabic, english),

@@ -210,7 +210,7 @@ pub fn brief_markdown(outcome: &RunOutcome, sources: &[SourceEntry]) -> String {
         ));
         match &a.summary {
             Some(s) => md.push_str(s),
-            None => md.push_str("*No summary (see failures).*"),
+            None => md.push_str("*No summary (see the notes and Not included).*"),
         }
         if a.summary.is_some() && a.summary_low_confidence {
             md.push_str(&format!(

@@ -69,12 +69,17 @@ pub fn problems(source: &str, lang: &str, translation: &str) -> Vec<Problem> {
     out
 }
 
-/// The first phrase of `translation` in which the model talks about its task, as written.
+/// The phrase in which the model talks about its task, as written, looked for in the first
+/// sentence of `translation` (where models put it; a quote further on may say "I'm sorry").
 pub fn task_talk(translation: &str) -> Option<String> {
+    let opening = sentences(translation)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
     language::english()
         .task_talk
         .iter()
-        .find_map(|p| p.find(translation))
+        .find_map(|p| p.find(&opening))
         .map(|m| m.as_str().trim().to_string())
 }
 

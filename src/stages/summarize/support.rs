@@ -22,6 +22,7 @@ const MIN_SENTENCE_SUPPORT: f64 = 0.6;
 /// Content words a clause may miss before its share is looked at.
 const FORGIVEN_WORDS: usize = 1;
 
+static CLAUSE_COMMA: LazyLock<Regex> = LazyLock::new(|| Regex::new(r",\s+").expect("valid regex"));
 static CITATION: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\s*\[\d+(?:\s*,\s*\d+)*\]").expect("valid regex"));
 
@@ -98,9 +99,25 @@ pub enum Support {
 /// Checks `sentence` (citations ignored) against `evidence`.
 pub fn check(sentence: &str, evidence: &Evidence) -> Support {
     let bare = CITATION.replace_all(sentence, "").to_string();
+    let english = language::english();
+    // The first word is capitalized as a sentence start ("Additionally, …"): a name only
+    // when it looks like one (CamelCase, an acronym).
+    let opening = bare
+        .split_whitespace()
+        .next()
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
+        .filter(|w| w.chars().skip(1).all(|c| !c.is_uppercase()))
+        .map(str::to_lowercase);
     let names: Vec<String> = english_name_words(&bare, 3)
         .into_iter()
-        .filter(|n| !evidence.names.contains(n))
+        .filter(|n| Some(n) != opening.as_ref())
+        .filter(|n| !english.common_words.contains(n) && !english.function_words.contains(n))
+        // "Nevada-based", "O'Brien": the evidence holds their parts.
+        .filter(|n| {
+            n.split(['-', '\'', '’', '&'])
+                .filter(|part| part.chars().count() >= 3)
+                .any(|part| !evidence.names.contains(part))
+        })
         .collect();
     if !names.is_empty() {
         return Support::Unsupported(format!("no source names {}", names.join(", ")));
@@ -117,8 +134,9 @@ pub fn check(sentence: &str, evidence: &Evidence) -> Support {
     if !figures.is_empty() {
         return Support::Unsupported(format!("no source gives {}", figures.join(", ")));
     }
-    // Clause by clause: a clause set off by commas on both sides can go on its own.
-    let pieces: Vec<&str> = sentence.split(',').collect();
+    // Clause by clause: a clause set off by commas on both sides can go on its own. Only a
+    // comma before a space ends a clause ("1,200" is one number).
+    let pieces: Vec<&str> = CLAUSE_COMMA.split(sentence).collect();
     let mut cut = Vec::new();
     let mut repaired = String::new();
     let mut after_cut = false;
@@ -140,9 +158,9 @@ pub fn check(sentence: &str, evidence: &Evidence) -> Support {
         }
         // A clause cut from between two commas takes both commas with it.
         if i > 0 {
-            repaired.push_str(if after_cut { " " } else { "," });
+            repaired.push_str(if after_cut { " " } else { ", " });
         }
-        repaired.push_str(if after_cut { piece.trim_start() } else { piece });
+        repaired.push_str(piece.trim_start());
         after_cut = false;
     }
     // What is left must rest on its sources as a whole.
@@ -234,6 +252,20 @@ mod tests {
                 assert_eq!(cut, ["a leading provider of cloud services worldwide"]);
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn openers_compounds_and_grouped_numbers_are_read_as_written() {
+        let evidence = Evidence::new(
+            &["The Nevada-based miner CleanSpark will hire 1,200 technicians, its chief said."],
+            &[],
+        );
+        for sentence in [
+            "Additionally, the Nevada-based CleanSpark will hire 1,200 technicians [1].",
+            "Overall, CleanSpark will hire 1,200 technicians, its chief said [1].",
+        ] {
+            assert_eq!(check(sentence, &evidence), Support::Supported, "{sentence}");
         }
     }
 

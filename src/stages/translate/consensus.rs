@@ -117,89 +117,145 @@ pub fn choose(candidates: &[(&str, usize)]) -> (usize, f64) {
     (best.0, (1.0 - best.1 / 100.0).clamp(0.0, 1.0))
 }
 
-/// The kept translation of one segment, split into sentences with their share of its tokens
-/// (by non-space characters: the tidied text keeps the decoded text's characters but its
-/// spacing), each checked against its source sentence where the segment's sentences line up
-/// one to one (else against the whole segment, translation-side checks only), then scored.
-#[allow(clippy::too_many_arguments)]
-pub fn sentence_records(
-    scorer: &Scorer,
+/// One sentence of a kept translation with its evidence, before scoring.
+#[derive(Debug, Clone, Default)]
+pub struct KeptSentence {
+    /// Its own source sentence, or the whole segment where the sentences did not line up.
+    pub source: String,
+    pub text: String,
+    pub logprobs: Vec<f32>,
+    pub entropies: Vec<f32>,
+    pub problems: Vec<Problem>,
+    /// Set when it was chosen by consensus.
+    pub disagreement: Option<f64>,
+}
+
+/// `text` split into sentences, each with its share of the tokens (by non-space
+/// characters: the tidied text keeps the decoded text's characters but not its spacing).
+pub fn split_tokens(
+    text: &str,
+    logprobs: &[f32],
+    entropies: &[f32],
+) -> Vec<(String, Vec<f32>, Vec<f32>)> {
+    let parts = sentences(text);
+    let weight = |s: &str| s.chars().filter(|c| !c.is_whitespace()).count();
+    let total = parts.iter().map(|p| weight(p)).sum::<usize>().max(1);
+    let with_entropy = entropies.len() == logprobs.len();
+    let mut out = Vec::with_capacity(parts.len());
+    let (mut consumed, mut start) = (0, 0);
+    for (k, part) in parts.iter().enumerate() {
+        consumed += weight(part);
+        // Every sentence gets at least one token while there are enough to go round.
+        let left = parts.len() - k - 1;
+        let end = if left == 0 {
+            logprobs.len()
+        } else {
+            (logprobs.len() * consumed / total)
+                .max(start + 1)
+                .min(logprobs.len().saturating_sub(left))
+                .max(start)
+        };
+        let entropy = if with_entropy {
+            entropies[start..end].to_vec()
+        } else {
+            Vec::new()
+        };
+        out.push((part.clone(), logprobs[start..end].to_vec(), entropy));
+        start = end;
+    }
+    out
+}
+
+/// The sentences of a segment's kept translation that could not be matched to source
+/// sentences: each checked against the whole segment on what a fragment can show (a name
+/// or figure it adds, task talk, source script), all sharing the segment's disagreement.
+pub fn unaligned_sentences(
     checker: &dyn FidelityCheck,
     lang: &str,
-    unit: usize,
     source: &str,
     text: &str,
     logprobs: &[f32],
     entropies: &[f32],
     disagreement: Option<f64>,
-) -> Vec<TranslatedSentence> {
-    let parts = sentences(text);
-    let sources = sentences(source);
-    let aligned = parts.len() == sources.len() && parts.len() > 1;
-    let weight = |s: &str| s.chars().filter(|c| !c.is_whitespace()).count();
-    let total = parts.iter().map(|p| weight(p)).sum::<usize>().max(1);
-    let mut out = Vec::with_capacity(parts.len());
-    let mut consumed = 0;
-    let mut start_token = 0;
-    for (k, part) in parts.iter().enumerate() {
-        consumed += weight(part);
-        let end_token = if k + 1 == parts.len() {
-            logprobs.len()
-        } else {
-            (logprobs.len() * consumed / total).clamp(start_token, logprobs.len())
-        };
-        let own_source = if aligned { &sources[k] } else { source };
-        let mut problems: Vec<Problem> = checker.problems(own_source, lang, part);
-        if !aligned && parts.len() > 1 {
-            // A fragment of the segment cannot show what the whole lost.
-            problems.retain(|p| {
-                matches!(
-                    p.kind,
-                    FlagKind::InsertedName
-                        | FlagKind::TaskTalk
-                        | FlagKind::SourceScript
-                        | FlagKind::ExtraNumber
-                        | FlagKind::Repetition
-                )
-            });
-        }
-        let entropy_slice = if entropies.len() == logprobs.len() {
-            &entropies[start_token..end_token]
-        } else {
-            &[][..]
-        };
-        let mut signals = Signals::from_tokens(
-            &logprobs[start_token..end_token],
-            entropy_slice,
-            problems.len(),
-        );
-        signals.disagreement = disagreement;
-        let confidence = scorer.score(lang, &signals);
-        let low = confidence < scorer.threshold();
-        let mut flags: Vec<Flag> = problems
-            .iter()
-            .map(|p| Flag {
-                kind: p.kind,
-                message: p.describe(),
-            })
-            .collect();
-        if low {
-            flags.push(Flag {
-                kind: FlagKind::LowConfidence,
-                message: scorer.reasons(lang, &signals).join("; "),
-            });
-        }
-        out.push(TranslatedSentence {
-            unit,
-            source: own_source.to_string(),
-            text: part.clone(),
-            confidence,
-            low_confidence: low,
-            flags,
-        });
-        start_token = end_token;
+) -> Vec<KeptSentence> {
+    let mut parts = split_tokens(text, logprobs, entropies);
+    if parts.is_empty() && !source.trim().is_empty() {
+        // An empty translation of a real source is a sentence too: the least trusted.
+        parts.push((String::new(), Vec::new(), Vec::new()));
     }
-    out
+    let single = parts.len() == 1;
+    parts
+        .into_iter()
+        .map(|(text, logprobs, entropies)| {
+            let mut problems = checker.problems(source, lang, &text);
+            if !single {
+                problems.retain(|p| {
+                    matches!(
+                        p.kind,
+                        FlagKind::InsertedName
+                            | FlagKind::TaskTalk
+                            | FlagKind::SourceScript
+                            | FlagKind::ExtraNumber
+                            | FlagKind::Repetition
+                    )
+                });
+            }
+            KeptSentence {
+                source: source.to_string(),
+                text,
+                logprobs,
+                entropies,
+                problems,
+                disagreement,
+            }
+        })
+        .collect()
+}
+
+/// Scores kept sentences of unit `unit`: confidence, and flags for what the checks found and
+/// why a confidence is low.
+pub fn records(
+    scorer: &Scorer,
+    lang: &str,
+    unit: usize,
+    kept: &[KeptSentence],
+) -> Vec<TranslatedSentence> {
+    kept.iter()
+        .map(|k| {
+            let mut signals = Signals::from_tokens(&k.logprobs, &k.entropies, k.problems.len());
+            signals.disagreement = k.disagreement;
+            // Nothing decoded for it (an empty translation): no evidence of a translation.
+            let confidence = if k.logprobs.is_empty() {
+                0.0
+            } else {
+                scorer.score(lang, &signals)
+            };
+            let low = confidence < scorer.threshold();
+            let mut flags: Vec<Flag> = k
+                .problems
+                .iter()
+                .filter(|p| p.kind != FlagKind::TokenBudget)
+                .map(|p| Flag {
+                    kind: p.kind,
+                    message: p.describe(),
+                })
+                .collect();
+            if low {
+                flags.push(Flag {
+                    kind: FlagKind::LowConfidence,
+                    message: scorer.reasons(lang, &signals).join("; "),
+                });
+            }
+            TranslatedSentence {
+                unit,
+                source: k.source.clone(),
+                text: k.text.clone(),
+                confidence,
+                low_confidence: low,
+                flags,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use indicatif::ProgressBar;
 
-use super::consensus::{self, Scorer};
+use super::consensus::{self, KeptSentence, Scorer};
 use crate::config::decoding::Decoding;
 use crate::config::manifest::TaskSettings;
 use crate::config::prompts::Prompts;
@@ -70,7 +70,8 @@ pub struct ChunkResults {
     /// confidence, and token log-probabilities and entropies.
     pub signals: Vec<Signals>,
     pub confidence: Vec<f64>,
-    pub kept: Vec<Rendered>,
+    /// The kept translation's sentences, each with its source and evidence.
+    pub sentences: Vec<Vec<KeptSentence>>,
     /// Seconds the re-decoding round took.
     pub consensus_s: f64,
 }
@@ -100,20 +101,33 @@ pub fn translate_chunks(
     check_and_retry(checker, scorer, languages, chunks, &mut translate)
 }
 
-/// Where a re-decoding round's item goes.
-enum Candidate {
-    /// A sentence (or the whole) of a failing chunk, retried with what it must keep.
-    Retry(usize),
-    /// A sampled translation of the whole chunk.
-    Sample(usize),
+/// What a re-decoding round's item is for: chunk i, sentence j of it (`None`: the whole
+/// chunk), as a retry with what it must keep or as a sampled candidate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Target {
+    chunk: usize,
+    sentence: Option<usize>,
+    retry: bool,
+}
+
+/// How one chunk is re-decoded.
+enum Plan {
+    /// Kept as first translated.
+    Keep,
+    /// Its sentences line up with the source's: these sentences are re-decoded alone.
+    Sentences(Vec<usize>),
+    /// Re-decoded whole.
+    Whole,
 }
 
 /// The first translation of every chunk, the check and confidence, and one re-decoding
-/// round, through `translate` (a batch of items in, their translations out): a chunk that
-/// fails the check is retried (sentence by sentence when it has several, else with a prompt
-/// that lists what to keep), and a chunk that fails or falls below the confidence threshold
-/// gets sampled candidates; of all its candidates the one with the fewest problems and the
-/// most agreement with the others is kept ([`consensus::choose`]).
+/// round, through `translate` (a batch of items in, their translations out). Where a chunk's
+/// sentences line up with its source's, each sentence is scored and checked on its own, and
+/// only a failing or low-confidence one is re-decoded: sampled candidates of its source
+/// sentence, beside a retry with what it must keep when it failed a check. Otherwise the
+/// chunk is judged whole, and re-decoded whole (its retry sentence by sentence when it has
+/// several). Of each one's candidates, the first translation included, the one with the
+/// fewest problems and the most agreement with the others is kept ([`consensus::choose`]).
 pub fn check_and_retry(
     checker: &dyn FidelityCheck,
     scorer: &Scorer,
@@ -144,70 +158,184 @@ pub fn check_and_retry(
         .map(|(s, lang)| scorer.score(lang, s))
         .collect();
 
-    // The re-decoding round, all in one batch: the sentences of failing chunks of several
-    // sentences, failing one-sentence chunks with the list of what to keep, and sampled
-    // candidates of every chunk that fails or scores low (same prompt as the first: its
-    // prefill is served from the prefix cache).
-    let mut round: Vec<(Candidate, String, Vec<String>, Option<usize>)> = Vec::new();
-    let mut redecoded = vec![false; chunks.len()];
+    // Each chunk's first sentences (aligned chunks only) and its plan.
+    let mut firsts: Vec<Vec<KeptSentence>> = Vec::with_capacity(chunks.len());
+    let mut plans = Vec::with_capacity(chunks.len());
     for (i, chunk) in chunks.iter().enumerate() {
-        let failed = !first_problems[i].is_empty();
-        if !scorer.redecode(first_confidence[i], failed) {
-            continue;
-        }
-        redecoded[i] = true;
-        if failed {
-            let parts = sentences(&chunk.text);
-            if parts.len() > 1 {
-                round.extend(
-                    parts
-                        .into_iter()
-                        .map(|s| (Candidate::Retry(i), s, Vec::new(), None)),
-                );
+        let lang = languages[i];
+        let sources = sentences(&chunk.text);
+        let parts =
+            consensus::split_tokens(&first[i].text, &first[i].logprobs, &first[i].entropies);
+        if sources.len() > 1 && parts.len() == sources.len() {
+            let own: Vec<KeptSentence> = sources
+                .into_iter()
+                .zip(parts)
+                .map(|(source, (text, logprobs, entropies))| KeptSentence {
+                    problems: checker.problems(&source, lang, &text),
+                    source,
+                    text,
+                    logprobs,
+                    entropies,
+                    disagreement: None,
+                })
+                .collect();
+            let low: Vec<usize> = own
+                .iter()
+                .enumerate()
+                .filter(|(_, k)| {
+                    let signals = Signals::from_tokens(&k.logprobs, &k.entropies, k.problems.len());
+                    scorer.redecode(scorer.score(lang, &signals), !k.problems.is_empty())
+                })
+                .map(|(j, _)| j)
+                .collect();
+            plans.push(if low.is_empty() {
+                Plan::Keep
             } else {
-                let keep = checker.must_keep(&chunk.text, languages[i]);
-                round.push((Candidate::Retry(i), chunk.text.clone(), keep, None));
-            }
-        }
-        for k in 0..scorer.settings.candidates {
-            round.push((
-                Candidate::Sample(i),
-                chunk.text.clone(),
-                Vec::new(),
-                Some(k),
-            ));
+                Plan::Sentences(low)
+            });
+            firsts.push(own);
+        } else {
+            let failed = !first_problems[i].is_empty();
+            plans.push(if scorer.redecode(first_confidence[i], failed) {
+                Plan::Whole
+            } else {
+                Plan::Keep
+            });
+            firsts.push(Vec::new());
         }
     }
-    let mut retried_parts: Vec<Vec<Rendered>> = vec![Vec::new(); chunks.len()];
-    let mut samples: Vec<Vec<Rendered>> = vec![Vec::new(); chunks.len()];
+
+    // The re-decoding round, all in one batch (a sampled candidate has the same prompt as
+    // its first translation or its siblings: the prefill is served from the prefix cache).
+    let mut round: Vec<(Target, String, Vec<String>, Option<usize>)> = Vec::new();
+    for (i, (chunk, plan)) in chunks.iter().zip(&plans).enumerate() {
+        let lang = languages[i];
+        let mut add = |sentence: Option<usize>, text: &str, failed: bool| {
+            if failed {
+                let target = Target {
+                    chunk: i,
+                    sentence,
+                    retry: true,
+                };
+                let parts = sentences(text);
+                if sentence.is_none() && parts.len() > 1 {
+                    for part in parts {
+                        let keep = checker.must_keep(&part, lang);
+                        round.push((target, part, keep, None));
+                    }
+                } else {
+                    round.push((
+                        target,
+                        text.to_string(),
+                        checker.must_keep(text, lang),
+                        None,
+                    ));
+                }
+            }
+            for k in 0..scorer.settings.candidates {
+                let target = Target {
+                    chunk: i,
+                    sentence,
+                    retry: false,
+                };
+                round.push((target, text.to_string(), Vec::new(), Some(k)));
+            }
+        };
+        match plan {
+            Plan::Keep => {}
+            Plan::Whole => add(None, &chunk.text, !first_problems[i].is_empty()),
+            Plan::Sentences(low) => {
+                for &j in low {
+                    let k = &firsts[i][j];
+                    add(Some(j), &k.source.clone(), !k.problems.is_empty());
+                }
+            }
+        }
+    }
     let started = Instant::now();
+    let mut outputs: Vec<(Target, Rendered)> = Vec::new();
     if !round.is_empty() {
         let items: Vec<Item> = round
             .iter()
-            .map(|(candidate, text, keep, sample)| {
-                let i = match candidate {
-                    Candidate::Retry(i) | Candidate::Sample(i) => *i,
-                };
-                let keep = if keep.is_empty() && matches!(candidate, Candidate::Retry(_)) {
-                    checker.must_keep(text, languages[i])
-                } else {
-                    keep.clone()
+            .map(|(target, text, keep, sample)| {
+                let tokens = match target.sentence {
+                    // A sentence's budget follows its share of the chunk.
+                    Some(_) => {
+                        chunks[target.chunk].tokens * text.len()
+                            / chunks[target.chunk].text.len().max(1)
+                            + 1
+                    }
+                    None => chunks[target.chunk].tokens,
                 };
                 Item {
-                    keep,
+                    keep: keep.clone(),
                     sample: *sample,
-                    ..Item::new(languages[i], text, chunks[i].tokens)
+                    ..Item::new(languages[target.chunk], text, tokens)
                 }
             })
             .collect();
-        for ((candidate, ..), r) in round.iter().zip(translate(&items)?) {
-            match candidate {
-                Candidate::Retry(i) => retried_parts[*i].push(r),
-                Candidate::Sample(i) => samples[*i].push(r),
-            }
-        }
+        outputs = round.iter().map(|r| r.0).zip(translate(&items)?).collect();
     }
     let consensus_s = started.elapsed().as_secs_f64();
+
+    // The candidates of one target: the first translation, the retry (its parts joined),
+    // the samples.
+    let candidates_of = |target_chunk: usize, sentence: Option<usize>, first: Rendered| {
+        let mut retry_parts: Vec<&Rendered> = Vec::new();
+        let mut out = vec![first];
+        for (t, r) in &outputs {
+            if t.chunk != target_chunk || t.sentence != sentence {
+                continue;
+            }
+            if t.retry {
+                retry_parts.push(r);
+            } else {
+                out.push(r.clone());
+            }
+        }
+        if !retry_parts.is_empty() {
+            out.insert(
+                1,
+                Rendered {
+                    text: retry_parts
+                        .iter()
+                        .map(|p| p.text.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    cut: retry_parts.iter().any(|p| p.cut),
+                    logprobs: retry_parts
+                        .iter()
+                        .flat_map(|p| p.logprobs.clone())
+                        .collect(),
+                    entropies: retry_parts
+                        .iter()
+                        .flat_map(|p| p.entropies.clone())
+                        .collect(),
+                },
+            );
+        }
+        out
+    };
+    // The candidate kept, its problems and the candidates' disagreement.
+    let decide = |source: &str, lang: &str, candidates: Vec<Rendered>| {
+        let found: Vec<Vec<Problem>> = candidates
+            .iter()
+            .map(|c| problems(checker, source, lang, c))
+            .collect();
+        let ranked: Vec<(&str, usize)> = candidates
+            .iter()
+            .zip(&found)
+            .map(|(c, p)| (c.text.as_str(), p.len()))
+            .collect();
+        let (chosen, disagreement) = consensus::choose(&ranked);
+        let mut candidates = candidates;
+        let mut found = found;
+        (
+            candidates.swap_remove(chosen),
+            found.swap_remove(chosen),
+            disagreement,
+        )
+    };
 
     let mut out = ChunkResults {
         consensus_s,
@@ -215,56 +343,84 @@ pub fn check_and_retry(
     };
     for (i, (chunk, first)) in chunks.iter().zip(first).enumerate() {
         let lang = languages[i];
-        let mut candidates: Vec<(Rendered, Vec<Problem>)> =
-            vec![(first.clone(), first_problems[i].clone())];
-        let parts = std::mem::take(&mut retried_parts[i]);
-        if !parts.is_empty() {
-            let retry = Rendered {
-                text: parts
-                    .iter()
-                    .map(|p| p.text.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                cut: parts.iter().any(|p| p.cut),
-                logprobs: parts.iter().flat_map(|p| p.logprobs.clone()).collect(),
-                entropies: parts.iter().flat_map(|p| p.entropies.clone()).collect(),
-            };
-            let found = problems(checker, &chunk.text, lang, &retry);
-            candidates.push((retry, found));
-        }
-        for sample in std::mem::take(&mut samples[i]) {
-            let found = problems(checker, &chunk.text, lang, &sample);
-            candidates.push((sample, found));
-        }
-        let (signals, confidence, kept, kept_problems) = if redecoded[i] {
-            let ranked: Vec<(&str, usize)> = candidates
-                .iter()
-                .map(|(r, p)| (r.text.as_str(), p.len()))
-                .collect();
-            let (chosen, disagreement) = consensus::choose(&ranked);
-            let (rendered, found) = candidates.swap_remove(chosen);
-            let mut signals =
-                Signals::from_tokens(&rendered.logprobs, &rendered.entropies, found.len());
-            signals.disagreement = Some(disagreement);
-            let confidence = scorer.score(lang, &signals);
-            (signals, confidence, rendered, found)
-        } else {
-            let (rendered, found) = candidates.swap_remove(0);
-            (
-                first_signals[i].clone(),
-                first_confidence[i],
-                rendered,
-                found,
-            )
+        let (kept, kept_sentences, disagreement) = match &plans[i] {
+            Plan::Keep if !firsts[i].is_empty() => {
+                (first.clone(), std::mem::take(&mut firsts[i]), None)
+            }
+            Plan::Keep => {
+                let own = consensus::unaligned_sentences(
+                    checker,
+                    lang,
+                    &chunk.text,
+                    &first.text,
+                    &first.logprobs,
+                    &first.entropies,
+                    None,
+                );
+                (first.clone(), own, None)
+            }
+            Plan::Whole => {
+                let (kept, _, disagreement) =
+                    decide(&chunk.text, lang, candidates_of(i, None, first.clone()));
+                let own = consensus::unaligned_sentences(
+                    checker,
+                    lang,
+                    &chunk.text,
+                    &kept.text,
+                    &kept.logprobs,
+                    &kept.entropies,
+                    Some(disagreement),
+                );
+                (kept, own, Some(disagreement))
+            }
+            Plan::Sentences(low) => {
+                let mut own = std::mem::take(&mut firsts[i]);
+                let mut widest: f64 = 0.0;
+                for &j in low {
+                    let k = &own[j];
+                    let first_part = Rendered {
+                        text: k.text.clone(),
+                        cut: false,
+                        logprobs: k.logprobs.clone(),
+                        entropies: k.entropies.clone(),
+                    };
+                    let (chosen, found, disagreement) =
+                        decide(&k.source, lang, candidates_of(i, Some(j), first_part));
+                    widest = widest.max(disagreement);
+                    own[j] = KeptSentence {
+                        source: k.source.clone(),
+                        text: chosen.text,
+                        logprobs: chosen.logprobs,
+                        entropies: chosen.entropies,
+                        problems: found,
+                        disagreement: Some(disagreement),
+                    };
+                }
+                let kept = Rendered {
+                    text: own
+                        .iter()
+                        .map(|k| k.text.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    cut: first.cut,
+                    logprobs: own.iter().flat_map(|k| k.logprobs.clone()).collect(),
+                    entropies: own.iter().flat_map(|k| k.entropies.clone()).collect(),
+                };
+                (kept, own, Some(widest))
+            }
         };
-        out.texts.push(kept.text.clone());
+        let kept_problems = problems(checker, &chunk.text, lang, &kept);
+        let mut signals =
+            Signals::from_tokens(&kept.logprobs, &kept.entropies, kept_problems.len());
+        signals.disagreement = disagreement;
+        out.confidence.push(scorer.score(lang, &signals));
+        out.signals.push(signals);
+        out.texts.push(kept.text);
         out.cut.push(kept.cut);
         out.problems.push(kept_problems);
-        out.retried.push(redecoded[i]);
+        out.retried.push(!matches!(plans[i], Plan::Keep));
         out.first_texts.push(first.text);
-        out.signals.push(signals);
-        out.confidence.push(confidence);
-        out.kept.push(kept);
+        out.sentences.push(kept_sentences);
     }
     out.first_problems = first_problems;
     out.first_signals = first_signals;

@@ -96,10 +96,14 @@ pub fn translate_group(
                 stage,
                 bar,
             )?;
+            let consensus_s = translated.consensus_s;
             return Ok(docs
                 .iter()
-                .map(|(lang, units)| {
+                .enumerate()
+                .map(|(d, (lang, units))| {
                     let mut own = translated.take_front(units.len());
+                    // The round served every document at once: its time is told once.
+                    own.consensus_s = if d == 0 { consensus_s } else { 0.0 };
                     own.retried = own.segments.iter().filter(|s| s.redecoded).count();
                     // Checked unit by unit (each sentence was checked on its own already).
                     for ((unit, text), issues) in units.iter().zip(&own.units).zip(&mut own.issues)
@@ -161,17 +165,11 @@ pub fn translate_group(
                         _ => unit.problems.push(problem.clone()),
                     }
                 }
-                let kept = &results.kept[i];
-                sentences[chunk.paragraph].extend(consensus::sentence_records(
+                sentences[chunk.paragraph].extend(consensus::records(
                     &scorer,
-                    checker,
                     lang,
                     chunk.paragraph,
-                    &chunk.text,
-                    &kept.text,
-                    &kept.logprobs,
-                    &kept.entropies,
-                    results.signals[i].disagreement,
+                    &results.sentences[i],
                 ));
                 segments.push(SegmentRecord {
                     unit: chunk.paragraph,
@@ -327,16 +325,20 @@ pub fn translate_segments(
         };
         issues[chunk.paragraph].budget_hits += usize::from(kept.truncated);
         issues[chunk.paragraph].loops += usize::from(has_repetition_loop(&kept.text));
-        sentences_of[chunk.paragraph].extend(consensus::sentence_records(
-            scorer,
+        let own = consensus::unaligned_sentences(
             checker,
             lang,
-            chunk.paragraph,
             &chunk.text,
             &kept.text,
             &kept.logprobs,
             &[],
             signals.disagreement,
+        );
+        sentences_of[chunk.paragraph].extend(consensus::records(
+            scorer,
+            lang,
+            chunk.paragraph,
+            &own,
         ));
         records.push(SegmentRecord {
             unit: chunk.paragraph,
