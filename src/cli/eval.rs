@@ -106,6 +106,15 @@ pub fn calibrate(args: &CalibrateArgs) -> anyhow::Result<ExitCode> {
         format!("{header}{}", toml::to_string(&calibration)?),
     )
     .with_context(|| format!("writing {}", args.out.display()))?;
+    let langs: std::collections::BTreeSet<String> = lines.iter().map(|l| l.lang.clone()).collect();
+    for lang in &langs {
+        if lines
+            .iter()
+            .any(|l| l.lang == *lang && !l.reference.is_empty())
+        {
+            println!("{}", eval::calibrate::cascade(&calibration, lang, &lines));
+        }
+    }
     for (lang, own) in &calibration.languages {
         eprintln!(
             "{lang}: {} lines, {:.0}% bad; base weights {:?}",

@@ -151,6 +151,69 @@ pub fn calibrate(lines: &[LineRecord], threshold: f64, fitted_on: &str) -> Calib
     }
 }
 
+/// How `calibration` would do on `lines` of `lang` as a run uses it: consensus only for
+/// lines below the threshold or failing a check (the all-candidates lines hold what it would
+/// choose; sampling rows are seeded alone, so the choice is the same), then the detector's
+/// figures and the corpus scores with and without consensus.
+pub fn cascade(calibration: &Calibration, lang: &str, lines: &[LineRecord]) -> String {
+    let threshold = calibration.threshold;
+    let mut kept_lines = Vec::with_capacity(lines.len());
+    let mut redecoded = 0;
+    for l in lines.iter().filter(|l| l.lang == lang) {
+        let first = calibration.score(lang, &base(&l.first_signals)).0;
+        let mut line = l.clone();
+        line.first_confidence = first;
+        if first < threshold || l.first_signals.problems > 0 {
+            redecoded += 1;
+            line.confidence = calibration.score(lang, &l.signals).0;
+            line.redecoded = true;
+        } else {
+            line.text = l.first_text.clone();
+            line.chrf = l.first_chrf;
+            line.signals = base(&l.first_signals);
+            line.confidence = first;
+            line.redecoded = false;
+        }
+        kept_lines.push(line);
+    }
+    let report = super::confidence_report(&kept_lines, threshold, true);
+    let references: Vec<String> = kept_lines.iter().map(|l| l.reference.clone()).collect();
+    let score = |texts: Vec<String>| {
+        (
+            super::metrics::chrf(&texts, &references),
+            super::metrics::bleu(&texts, &references),
+        )
+    };
+    let first = score(kept_lines.iter().map(|l| l.first_text.clone()).collect());
+    let all = score(
+        lines
+            .iter()
+            .filter(|l| l.lang == lang)
+            .map(|l| l.text.clone())
+            .collect(),
+    );
+    let auto = score(kept_lines.iter().map(|l| l.text.clone()).collect());
+    let auroc = |a: Option<f64>| a.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+    format!(
+        "{lang}: {} lines, threshold {threshold:.2}: AUROC for bad lines {} (first translations {}); \
+         {} bad, {} flagged, mean chrF flagged {:.1} vs unflagged {:.1}; \
+         chrF/BLEU without consensus {:.2}/{:.2}, consensus on the {redecoded} low or failing lines {:.2}/{:.2}, on every line {:.2}/{:.2}",
+        kept_lines.len(),
+        auroc(report.auroc_bad),
+        auroc(report.auroc_bad_first),
+        report.bad_lines,
+        report.flagged,
+        report.mean_chrf_flagged,
+        report.mean_chrf_unflagged,
+        first.0,
+        first.1,
+        auto.0,
+        auto.1,
+        all.0,
+        all.1,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

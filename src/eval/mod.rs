@@ -136,7 +136,7 @@ pub struct ConfidenceReport {
     pub auroc_bad: Option<f64>,
     pub auroc_bad_first: Option<f64>,
     pub bad_lines: usize,
-    /// Lines flagged (low confidence or a check problem) and their mean sentence chrF, and
+    /// Lines flagged low confidence (check problems weigh in the confidence) and their mean sentence chrF, and
     /// the same for the rest.
     pub flagged: usize,
     pub mean_chrf_flagged: f64,
@@ -148,9 +148,12 @@ pub struct ConfidenceReport {
 pub struct LineRecord {
     pub lang: String,
     pub line: usize,
-    /// The source line (so that `calibrate` can run the current checks again).
+    /// The source line (so that `calibrate` can run the current checks again) and its
+    /// reference.
     #[serde(default)]
     pub source: String,
+    #[serde(default)]
+    pub reference: String,
     pub first_text: String,
     pub first_signals: Signals,
     pub first_confidence: f64,
@@ -257,6 +260,7 @@ fn line_records(lang: &str, translated: &Translated, references: &[String]) -> V
             lang: lang.to_string(),
             line: s.unit,
             source: s.source.clone(),
+            reference: references[s.unit].clone(),
             first_chrf: metrics::sentence_chrf(&s.first_text, &references[s.unit]),
             first_text: s.first_text.clone(),
             first_signals: s.first_signals.clone(),
@@ -282,7 +286,7 @@ pub fn confidence_report(
     let first_doubt: Vec<f64> = lines.iter().map(|l| 1.0 - l.first_confidence).collect();
     let flagged: Vec<&LineRecord> = lines
         .iter()
-        .filter(|l| l.confidence < threshold || l.signals.problems > 0)
+        .filter(|l| l.confidence < threshold)
         .collect();
     let mean = |v: &[f64]| {
         if v.is_empty() {
@@ -294,7 +298,7 @@ pub fn confidence_report(
     let flagged_chrf: Vec<f64> = flagged.iter().map(|l| l.chrf).collect();
     let unflagged_chrf: Vec<f64> = lines
         .iter()
-        .filter(|l| !(l.confidence < threshold || l.signals.problems > 0))
+        .filter(|l| l.confidence >= threshold)
         .map(|l| l.chrf)
         .collect();
     ConfidenceReport {
