@@ -284,10 +284,7 @@ pub fn confidence_report(
     let doubt: Vec<f64> = lines.iter().map(|l| 1.0 - l.confidence).collect();
     let first_bad: Vec<bool> = lines.iter().map(|l| l.first_chrf < BAD_CHRF).collect();
     let first_doubt: Vec<f64> = lines.iter().map(|l| 1.0 - l.first_confidence).collect();
-    let flagged: Vec<&LineRecord> = lines
-        .iter()
-        .filter(|l| l.confidence < threshold)
-        .collect();
+    let flagged: Vec<&LineRecord> = lines.iter().filter(|l| l.confidence < threshold).collect();
     let mean = |v: &[f64]| {
         if v.is_empty() {
             0.0

@@ -79,10 +79,13 @@ pub fn translation_markdown(a: &ArticleOutcome) -> String {
         .collect();
     md.push_str(&paragraphs.join("\n\n"));
     md.push('\n');
-    if !footnotes.is_empty() {
+    if a.sentences.iter().any(|s| s.low_confidence) {
         md.push_str(&format!(
-            "\n{LOW_MARK} marks a sentence of low confidence: verify it against the source before use.\n\n"
+            "\n{LOW_MARK} marks a sentence of low confidence: verify it against the source before use.\n"
         ));
+    }
+    if !footnotes.is_empty() {
+        md.push('\n');
         for (i, note) in footnotes.iter().enumerate() {
             md.push_str(&format!("[^{}]: {note}\n", i + 1));
         }
