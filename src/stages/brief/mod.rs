@@ -8,13 +8,13 @@ pub mod stories;
 
 use crate::config::prompts::BriefSource;
 use crate::context::Context;
-use crate::domain::{ArticleOutcome, BriefSentence, Difference, Flag, FlagKind, StageStats};
+use crate::domain::{ArticleOutcome, BriefSentence, Difference, Flag, StageStats};
 use crate::engine::llm::{Finish, Request};
 use crate::error::Result;
 use crate::language::english_name;
 use crate::language::numbers;
 use crate::language::sentences::{drop_unfinished_last, sentences};
-use crate::stages::summarize::support::{self, Evidence, Support};
+use crate::stages::summarize::support::{self, Evidence};
 
 /// The brief as written: its text, its sentences with their sources and confidence, and
 /// flags for what was removed or miscited.
@@ -127,23 +127,13 @@ fn keep_supported(
         } else {
             cited
         };
-        match support::check(&sentence, &evidence_of(articles, &basis)) {
-            Support::Supported => kept.push(sentence),
-            Support::Repaired { sentence, cut } => {
-                flags.push(Flag {
-                    kind: FlagKind::UnsupportedClaim,
-                    message: format!(
-                        "cut from the brief, as no cited source says it: \"{}\"",
-                        cut.join("\", \"")
-                    ),
-                });
-                kept.push(sentence);
-            }
-            Support::Unsupported(why) => flags.push(Flag {
-                kind: FlagKind::UnsupportedClaim,
-                message: format!("removed from the brief ({why}): \"{}\"", sentence.trim()),
-            }),
-        }
+        kept.extend(support::keep_supported(
+            sentence,
+            &evidence_of(articles, &basis),
+            "the brief",
+            "no cited source says it",
+            flags,
+        ));
     }
     kept.join(" ")
 }

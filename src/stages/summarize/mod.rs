@@ -8,7 +8,7 @@ pub mod support;
 use indicatif::ProgressBar;
 
 use crate::context::Context;
-use crate::domain::{ArticleOutcome, Flag, FlagKind, StageStats};
+use crate::domain::{ArticleOutcome, Flag, StageStats};
 use crate::engine::llm::{Finish, Request};
 use crate::error::Result;
 use crate::language::sentences::{drop_unfinished_last, sentences};
@@ -78,23 +78,13 @@ pub fn ground(summary: &str, article: &ArticleOutcome) -> Grounded {
             tracing::info!(article = %article.id, "repeated summary sentence dropped");
             continue;
         }
-        match support::check(&sentence, &evidence) {
-            support::Support::Supported => kept.push(sentence),
-            support::Support::Repaired { sentence, cut } => {
-                flags.push(Flag {
-                    kind: FlagKind::UnsupportedClaim,
-                    message: format!(
-                        "cut from the summary, as the article does not say it: \"{}\"",
-                        cut.join("\", \"")
-                    ),
-                });
-                kept.push(sentence);
-            }
-            support::Support::Unsupported(why) => flags.push(Flag {
-                kind: FlagKind::UnsupportedClaim,
-                message: format!("removed from the summary ({why}): \"{sentence}\""),
-            }),
-        }
+        kept.extend(support::keep_supported(
+            sentence,
+            &evidence,
+            "the summary",
+            "the article does not say it",
+            &mut flags,
+        ));
     }
     let low_confidence = kept
         .iter()

@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::domain::TranslatedSentence;
+use crate::domain::{Flag, FlagKind, TranslatedSentence};
 use crate::language;
 use crate::language::names::english_name_words;
 use crate::language::numbers;
@@ -178,6 +178,38 @@ pub fn check(sentence: &str, evidence: &Evidence) -> Support {
     Support::Repaired {
         sentence: repaired,
         cut,
+    }
+}
+
+/// `sentence` as kept once checked against `evidence`: as written, repaired, or `None` when
+/// removed; what was cut or removed from `place` ("the summary") is flagged, a cut saying
+/// `cut_because` ("the article does not say it").
+pub fn keep_supported(
+    sentence: String,
+    evidence: &Evidence,
+    place: &str,
+    cut_because: &str,
+    flags: &mut Vec<Flag>,
+) -> Option<String> {
+    match check(&sentence, evidence) {
+        Support::Supported => Some(sentence),
+        Support::Repaired { sentence, cut } => {
+            flags.push(Flag {
+                kind: FlagKind::UnsupportedClaim,
+                message: format!(
+                    "cut from {place}, as {cut_because}: \"{}\"",
+                    cut.join("\", \"")
+                ),
+            });
+            Some(sentence)
+        }
+        Support::Unsupported(why) => {
+            flags.push(Flag {
+                kind: FlagKind::UnsupportedClaim,
+                message: format!("removed from {place} ({why}): \"{}\"", sentence.trim()),
+            });
+            None
+        }
     }
 }
 
