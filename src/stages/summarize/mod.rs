@@ -8,7 +8,7 @@ pub mod support;
 use indicatif::ProgressBar;
 
 use crate::context::Context;
-use crate::domain::{ArticleOutcome, Flag, StageStats};
+use crate::domain::{ArticleOutcome, Flag, FlagKind, StageStats};
 use crate::engine::llm::{Finish, Request};
 use crate::error::Result;
 use crate::language::sentences::{drop_unfinished_last, sentences};
@@ -85,6 +85,12 @@ pub fn ground(summary: &str, article: &ArticleOutcome) -> Grounded {
             "the article does not say it",
             &mut flags,
         ));
+    }
+    if kept.is_empty() {
+        flags.push(Flag {
+            kind: FlagKind::UnsupportedClaim,
+            message: "no summary: none of its sentences is supported by the article".into(),
+        });
     }
     let low_confidence = kept
         .iter()
