@@ -148,7 +148,8 @@ def main() -> int:
     args = parser.parse_args()
     manifests = []
     for path in sorted((ROOT / "models").glob("*.toml")):
-        if path.name == "profiles.toml":
+        # Calibrations sit beside their manifest and name no files to fetch.
+        if path.name == "profiles.toml" or path.name.endswith(".calibration.toml"):
             continue
         with open(path, "rb") as f:
             manifests.append(tomllib.load(f))
