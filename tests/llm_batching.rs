@@ -156,6 +156,7 @@ fn engine_from(paths: &[PathBuf]) -> LlmEngine {
         chat_template: "{% for m in messages %}{{ m.content }}{% endfor %}".into(),
         stop: vec!["<|im_end|>".into()],
         batch_rows: 8,
+        kv_budget_bytes: 64 << 20,
     };
     LlmEngine::from_gguf("tiny-qwen2", paths, settings, &Device::Cpu).unwrap()
 }
@@ -223,6 +224,63 @@ fn batched_greedy_tokens_equal_one_at_a_time() {
     assert!(distinct.len() > 2, "degenerate output {:?}", first.ids);
 }
 
+/// KV bytes of one token of the tiny model: 2 layers × 2 KV heads × 64 dims × (K, V) × f32.
+const KV_BYTES_PER_TOKEN: usize = LAYERS * 2 * (DIM / 4) * 2 * 4;
+
+#[test]
+fn batches_stay_within_the_kv_budget_and_a_request_over_it_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path());
+    let mut prompts = prompts();
+    let mut alone = engine(dir.path());
+    alone.set_batch_rows(1);
+    let (one, _) = alone
+        .generate_from_ids(&prompts, GREEDY, &mut |_| {})
+        .unwrap();
+
+    // Room for 120 tokens of cache per batch: a couple of rows at a time.
+    let settings = ChatSettings {
+        chat_template: "{% for m in messages %}{{ m.content }}{% endfor %}".into(),
+        stop: vec!["<|im_end|>".into()],
+        batch_rows: 32,
+        kv_budget_bytes: 120 * KV_BYTES_PER_TOKEN,
+    };
+    let mut tight = LlmEngine::from_gguf(
+        "tiny-qwen2",
+        &[dir.path().join("tiny.gguf")],
+        settings,
+        &Device::Cpu,
+    )
+    .unwrap();
+    prompts.insert(5, (vec![7; 100], 40));
+    let (many, timings) = tight
+        .generate_from_ids(&prompts, GREEDY, &mut |_| {})
+        .unwrap();
+    assert!(
+        timings.largest_batch >= 1 && timings.largest_batch < 8,
+        "{}",
+        timings.largest_batch
+    );
+    let error = many[5].as_ref().unwrap_err().to_string();
+    assert!(
+        error.contains("KV cache") && error.contains("over the budget"),
+        "{error}"
+    );
+    let rest: Vec<_> = many
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 5)
+        .map(|(_, r)| r)
+        .collect();
+    for (i, (a, b)) in one.iter().zip(rest).enumerate() {
+        assert_eq!(
+            a.as_ref().unwrap().ids,
+            b.as_ref().unwrap().ids,
+            "prompt {i}"
+        );
+    }
+}
+
 #[test]
 fn a_prompt_too_long_fails_alone_and_the_others_complete() {
     let dir = tempfile::tempdir().unwrap();
@@ -286,6 +344,7 @@ fn a_split_gguf_decodes_as_the_single_file() {
         chat_template: String::new(),
         stop: vec![],
         batch_rows: 1,
+        kv_budget_bytes: 64 << 20,
     };
     let one_part = [dir.path().join("tiny-00001-of-00002.gguf")];
     let err = LlmEngine::from_gguf("tiny", &one_part, settings, &Device::Cpu)

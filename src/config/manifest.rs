@@ -125,6 +125,10 @@ pub struct GenerationDefaults {
     /// Prompts decoded together at most (translation chunks, summaries).
     #[serde(default = "default_llm_batch_rows")]
     pub batch_rows: usize,
+    /// Most KV-cache memory one decoding batch may hold, in MiB: rows are grouped under it,
+    /// and a request that alone needs more is refused.
+    #[serde(default = "default_kv_budget_mb")]
+    pub kv_budget_mb: usize,
     #[serde(default = "TaskSettings::translate")]
     pub translate: TaskSettings,
     #[serde(default = "TaskSettings::summarize")]
@@ -141,6 +145,7 @@ impl Default for GenerationDefaults {
             seed: default_seed(),
             chunk_tokens: default_chunk_tokens(),
             batch_rows: default_llm_batch_rows(),
+            kv_budget_mb: default_kv_budget_mb(),
             translate: TaskSettings::translate(),
             summarize: TaskSettings::summarize(),
             brief: TaskSettings::brief(),
@@ -150,6 +155,10 @@ impl Default for GenerationDefaults {
 
 fn default_llm_batch_rows() -> usize {
     32
+}
+
+fn default_kv_budget_mb() -> usize {
+    2048
 }
 
 fn default_top_p() -> f64 {

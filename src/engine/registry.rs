@@ -125,6 +125,7 @@ pub fn build(manifest: &ModelManifest, files: &[ResolvedFile], device: &Device) 
                 chat_template: prompt.chat_template,
                 stop: prompt.stop,
                 batch_rows: manifest.generation.batch_rows,
+                kv_budget_bytes: manifest.generation.kv_budget_mb * 1024 * 1024,
             };
             // Every weights file: the parts of a split GGUF are listed one by one.
             let weights = paths(FileRole::Weights);

@@ -47,7 +47,15 @@ pub struct ChatSettings {
     pub stop: Vec<String>,
     /// Rows decoded together at most.
     pub batch_rows: usize,
+    /// KV-cache memory one batch may hold, in bytes.
+    pub kv_budget_bytes: usize,
 }
+
+/// Prompts longer than this are prefilled in pieces of [`PREFILL_PIECE`] tokens, so that the
+/// attention scores of one pass (heads × piece × context) stay bounded; shorter prompts are
+/// prefilled whole, as they always were.
+const PREFILL_WHOLE_MAX: usize = 4096;
+const PREFILL_PIECE: usize = 512;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -147,6 +155,14 @@ impl BatchTimings {
 }
 
 /// A prompt ready to decode: its tokens, budget, and where it goes in the results.
+fn encode_with(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>> {
+    Ok(tokenizer
+        .encode(text, false)
+        .map_err(|e| Error::Tokenizer(e.to_string()))?
+        .get_ids()
+        .to_vec())
+}
+
 struct Prepared {
     index: usize,
     ids: Vec<u32>,
@@ -157,11 +173,17 @@ struct Prepared {
 pub struct LlmEngine {
     name: String,
     model: Box<dyn CausalLm>,
+    /// Parses control tokens (`<|im_start|>`): for the chat template's own text only.
     tokenizer: Tokenizer,
+    /// Reads every string as plain text, control-token spellings included: for message
+    /// contents (articles, titles, summaries), so untrusted text never becomes a control token.
+    text_tokenizer: Tokenizer,
     stop_ids: Vec<u32>,
     templates: minijinja::Environment<'static>,
     /// Rows decoded together at most.
     batch_rows: usize,
+    /// KV-cache bytes one batch may hold.
+    kv_budget_bytes: usize,
     /// The last prompt prefilled and its keys and values. Prompts that share a prefix with it
     /// (same system prompt and instructions) skip that part of the prefill.
     cached: Vec<u32>,
@@ -187,6 +209,8 @@ impl LlmEngine {
         // hand before: checked on all 33 prompts and generations of the sample run.
         let tokenizer = Tokenizer::from_gguf(gguf.header())
             .map_err(|e| Error::Tokenizer(format!("{}: {e}", gguf.path().display())))?;
+        let mut text_tokenizer = tokenizer.clone();
+        text_tokenizer.set_encode_special_tokens(true);
         let model = load_family(&mut gguf, device)?;
         let stop_ids = settings
             .stop
@@ -210,9 +234,11 @@ impl LlmEngine {
             name: name.to_string(),
             model,
             tokenizer,
+            text_tokenizer,
             stop_ids,
             templates,
             batch_rows: settings.batch_rows.max(1),
+            kv_budget_bytes: settings.kv_budget_bytes.max(1),
             cached: Vec::new(),
             prefix_cache,
             record_to: std::env::var_os("CROSSBRIEF_RECORD_PROMPTS").map(Into::into),
@@ -229,13 +255,61 @@ impl LlmEngine {
         self.model.shape().context_length
     }
 
+    /// Ids of `text` read as plain text: a control token's spelling in it stays text.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        Ok(self
-            .tokenizer
-            .encode(text, false)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?
-            .get_ids()
-            .to_vec())
+        encode_with(&self.text_tokenizer, text)
+    }
+
+    /// Ids of the prompt the chat template makes of `messages`: the template's own text is
+    /// read with its control tokens, each message's content as plain text. The template is
+    /// rendered with a marker in place of each content, and the pieces between markers are
+    /// tokenized apart (ordinary text gives the same ids as tokenizing the whole prompt: the
+    /// pre-tokenizer splits at the line breaks and control tokens the markers sit between).
+    pub fn encode_prompt(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
+        let marker = |i: usize| format!("\u{E000}{i}\u{E001}");
+        let marked: Vec<ChatMessage> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| ChatMessage {
+                role: m.role,
+                content: marker(i),
+            })
+            .collect();
+        let rendered = self.render(&marked)?;
+        let mut ids = Vec::new();
+        let mut rest = rendered.as_str();
+        for (i, message) in messages.iter().enumerate() {
+            let Some((template_part, after)) = rest.split_once(&marker(i)) else {
+                return Err(Error::model(
+                    &self.name,
+                    "the chat template must write each message's content once, unchanged",
+                ));
+            };
+            ids.extend(encode_with(&self.tokenizer, template_part)?);
+            ids.extend(encode_with(&self.text_tokenizer, &message.content)?);
+            rest = after;
+        }
+        ids.extend(encode_with(&self.tokenizer, rest)?);
+        Ok(ids)
+    }
+
+    /// Ids of `text` read with its control tokens: the whole rendered prompt as it was
+    /// tokenized before message contents were read as plain text (tests compare the two).
+    pub fn encode_with_controls(&self, text: &str) -> Result<Vec<u32>> {
+        encode_with(&self.tokenizer, text)
+    }
+
+    /// Whether `id` is one of the vocabulary's control (added) tokens.
+    pub fn is_control_token(&self, id: u32) -> bool {
+        self.tokenizer
+            .get_added_tokens_decoder()
+            .get(&id)
+            .is_some_and(|t| t.special)
+    }
+
+    /// The id of a token by its spelling (`<|im_start|>`), if the vocabulary has it.
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.tokenizer.token_to_id(token)
     }
 
     pub fn count_tokens(&self, text: &str) -> Result<usize> {
@@ -304,7 +378,7 @@ impl LlmEngine {
         let prepared = requests
             .iter()
             .map(|r| {
-                let ids = self.encode(&self.render(&r.messages)?)?;
+                let ids = self.encode_prompt(&r.messages)?;
                 Ok((ids, r.max_new_tokens))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -352,7 +426,7 @@ impl LlmEngine {
         let mut timings = BatchTimings::default();
         let mut rest = ready.as_slice();
         while !rest.is_empty() {
-            let (group, tail) = rest.split_at(rest.len().min(self.batch_rows));
+            let (group, tail) = rest.split_at(self.rows_that_fit(rest));
             rest = tail;
             let (generations, t) = self.decode_rows(group, decoding, on_done)?;
             timings.add(&t);
@@ -396,7 +470,31 @@ impl LlmEngine {
             .map_err(|e| Error::io(path, e))
     }
 
-    /// The budget of a prompt of `ids`, fitted to the room the context leaves.
+    /// KV-cache bytes of one token of one row.
+    fn kv_bytes_per_token(&self) -> usize {
+        let shape = self.model.shape();
+        // Keys and values, f32.
+        shape.n_layers * shape.n_kv_heads * shape.head_dim * 2 * 4
+    }
+
+    /// How many of `rows` (sorted longest first) the next batch takes: at most `batch_rows`,
+    /// and no more than the KV budget holds (one at least: `fit` refused any row that alone
+    /// is over it).
+    fn rows_that_fit(&self, rows: &[Prepared]) -> usize {
+        let per_token = self.kv_bytes_per_token();
+        let (mut longest, mut budget) = (0, 0);
+        for (n, row) in rows.iter().enumerate().take(self.batch_rows) {
+            longest = longest.max(row.ids.len());
+            budget = budget.max(row.budget);
+            if n > 0 && (n + 1) * (longest + budget) * per_token > self.kv_budget_bytes {
+                return n;
+            }
+        }
+        rows.len().min(self.batch_rows)
+    }
+
+    /// The budget of a prompt of `ids`, fitted to the room the context leaves; a prompt the
+    /// context or the KV budget cannot hold is refused.
     fn fit(&self, ids: &[u32], budget: usize) -> Result<usize> {
         let room = self.context_length().saturating_sub(ids.len());
         if room == 0 || ids.is_empty() {
@@ -409,7 +507,20 @@ impl LlmEngine {
                 ),
             ));
         }
-        Ok(budget.min(room).max(1))
+        let budget = budget.min(room).max(1);
+        let need = (ids.len() + budget) * self.kv_bytes_per_token();
+        if need > self.kv_budget_bytes {
+            return Err(Error::model(
+                &self.name,
+                format!(
+                    "a prompt of {} tokens with {budget} new ones needs {:.1} MiB of KV cache, over the budget of {:.1} MiB (kv_budget_mb in the manifest)",
+                    ids.len(),
+                    need as f64 / (1024.0 * 1024.0),
+                    self.kv_budget_bytes as f64 / (1024.0 * 1024.0)
+                ),
+            ));
+        }
+        Ok(budget)
     }
 
     /// Prefills each row on its own (reusing the prefix it shares with the previous prompt),
@@ -461,9 +572,16 @@ impl LlmEngine {
                 .min(p.ids.len() - 1);
             self.prefix_cache.truncate(shared)?;
             self.cached.truncate(shared);
-            let logits = self
-                .model
-                .prefill(&p.ids[shared..], &mut self.prefix_cache)?;
+            let fresh = &p.ids[shared..];
+            let logits = if fresh.len() <= PREFILL_WHOLE_MAX {
+                self.model.prefill(fresh, &mut self.prefix_cache)?
+            } else {
+                let mut last = None;
+                for piece in fresh.chunks(PREFILL_PIECE) {
+                    last = Some(self.model.prefill(piece, &mut self.prefix_cache)?);
+                }
+                last.expect("a prompt has tokens")
+            };
             self.cached.extend_from_slice(&p.ids[shared..]);
             first_logits[r] = logits.squeeze(0)?.to_vec1::<f32>()?;
             let pad = longest - p.ids.len();

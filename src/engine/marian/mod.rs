@@ -74,6 +74,9 @@ impl MarianEngine {
         shortlist: Option<Shortlist>,
         settings: MarianSettings,
     ) -> Result<Self> {
+        let mut source = source;
+        // Source text is untrusted: "</s>" or "<pad>" written in an article stays text.
+        source.set_encode_special_tokens(true);
         Ok(MarianEngine {
             name: name.to_string(),
             model,
@@ -322,6 +325,8 @@ impl MarianEngine {
             .map(|&n| {
                 ((n as f64 * self.settings.max_length_factor).ceil() as usize)
                     .max(self.settings.min_max_length)
+                    // Never past the position table, whatever the settings say.
+                    .min(self.model.positions.dims()[0].saturating_sub(1))
             })
             .collect();
         let restricted;
