@@ -96,6 +96,12 @@ struct CheckFile {
     /// "Germany"), so that those names count as coming from the source.
     #[serde(default)]
     exonyms: BTreeMap<String, Vec<String>>,
+    /// Text addressed to an AI model ("ignore the previous instructions", "System:"), in the
+    /// pack's language (regex, any case): in a source it is an injection attempt to flag; in
+    /// an English translation without it in the source, the model answered instead of
+    /// translating.
+    #[serde(default)]
+    instructions: Vec<String>,
 }
 
 impl Default for CheckFile {
@@ -105,6 +111,7 @@ impl Default for CheckFile {
             translated_acronyms: Vec::new(),
             translated_name_words: Vec::new(),
             exonyms: BTreeMap::new(),
+            instructions: Vec::new(),
         }
     }
 }
@@ -159,6 +166,8 @@ pub struct Pack {
     pub number_words: Vec<(Regex, f64)>,
     /// Source words (lower-cased) and the English names they become.
     pub exonyms: BTreeMap<String, Vec<String>>,
+    /// Text addressed to an AI model, in this language (see the pack file's `[check]`).
+    pub instructions: Vec<Regex>,
     pub units: UnitWords,
     /// January…December then Monday…Sunday, each as a whole-word pattern.
     pub calendar: Option<Vec<Regex>>,
@@ -257,8 +266,15 @@ impl Pack {
             .iter()
             .map(|p| regex(&format!("(?i){p}")))
             .collect::<Result<Vec<_>>>()?;
+        let instructions = file
+            .check
+            .instructions
+            .iter()
+            .map(|p| regex(&format!("(?i){p}")))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Pack {
             code: file.code,
+            instructions,
             name: file.name,
             latin_words_are_names: file.latin_words_are_names,
             decimal_mark: file.numbers.decimal_mark,
