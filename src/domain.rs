@@ -34,8 +34,19 @@ pub struct SourceDoc {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Removal {
-    RepeatedBlock { text: String },
-    Boilerplate { rule: String, text: String },
+    RepeatedBlock {
+        text: String,
+    },
+    Boilerplate {
+        rule: String,
+        text: String,
+    },
+    /// Not language: an inline data image, or a run without spaces longer than any word
+    /// (encoded data). `text` is its first characters; `chars` its length.
+    NotText {
+        text: String,
+        chars: usize,
+    },
 }
 
 /// The cleaned article: title (if one was found) and body paragraphs.
@@ -121,6 +132,11 @@ pub enum FlagKind {
     LowConfidence,
     /// A summary or brief sentence that its sources do not support; it was removed.
     UnsupportedClaim,
+    /// The article holds text addressed to AI tools (a prompt-injection attempt).
+    Instructions,
+    /// Cleaning removed something that is not article text (an over-long run without
+    /// spaces, an inline data image) or input hygiene changed the file's reading.
+    Input,
 }
 
 /// One thing a translation lost or changed.
@@ -275,13 +291,21 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(path: &Path, stage: &str, error: &Error) -> Self {
+        let error = error.in_words();
         tracing::info!(path = %path.display(), stage, "{error}");
         Failure {
             source_path: path.to_path_buf(),
             stage: stage.into(),
-            error: error.to_string(),
+            error,
         }
     }
+}
+
+/// An input the run did not read, and why (another file type, a file given twice).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SkippedInput {
+    pub path: PathBuf,
+    pub reason: String,
 }
 
 /// What went wrong in one translated unit (paragraph, line or title), kept per unit so that a
@@ -495,6 +519,8 @@ pub struct BriefSentence {
 pub struct RunOutcome {
     pub articles: Vec<ArticleOutcome>,
     pub failures: Vec<Failure>,
+    /// What the folder walk left out, and why.
+    pub skipped: Vec<SkippedInput>,
     pub brief: Option<String>,
     pub brief_sentences: Vec<BriefSentence>,
     pub brief_flags: Vec<Flag>,

@@ -84,6 +84,19 @@ impl Error {
         }
     }
 
+    /// The error as one line for a report: a tensor library's error (with its backtrace, when
+    /// one was captured) becomes what it means for the article.
+    pub fn in_words(&self) -> String {
+        match self {
+            Error::Candle(e) => {
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or_default().trim();
+                format!("the model could not process this input ({first})")
+            }
+            other => other.to_string(),
+        }
+    }
+
     pub fn model(model: impl Into<String>, problem: impl Into<String>) -> Self {
         Error::Model {
             model: model.into(),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::context::Context;
-use crate::domain::{ArticleOutcome, Failure, Prepared, RunOutcome, StageStats};
+use crate::domain::{ArticleOutcome, Failure, Prepared, RunOutcome, SkippedInput, StageStats};
 use crate::error::{Error, Result};
 use crate::output;
 use crate::stages::check::{self, Fidelity};
@@ -26,8 +26,8 @@ pub fn run(
     max_bytes: u64,
 ) -> Result<RunOutcome> {
     let mut stages = Vec::new();
-    let (prepared, mut failures) = prepare_all(ctx, rules, inputs, max_bytes, &mut stages);
-    output::prepare_out_dir(out_dir)?;
+    let (prepared, mut failures, skipped) =
+        prepare_all(ctx, rules, inputs, out_dir, max_bytes, &mut stages);
 
     let (mut articles, translate_failures) = translate_all(ctx, &prepared, out_dir, &mut stages)?;
     failures.extend(translate_failures);
@@ -39,7 +39,24 @@ pub fn run(
         .progress
         .stage("summarize", articles.len() as u64, "articles");
     let model = ctx.catalog.profile.summarize.clone();
-    match summarize::summarize_all(ctx, &model, &articles, &mut stage, &bar) {
+    let summaries = match summarize::summarize_all(ctx, &model, &articles, &mut stage, &bar) {
+        // As for translation: a failed batch is tried again article by article.
+        Err(e) if articles.len() > 1 => {
+            tracing::warn!(
+                "the summary batch failed ({}); summarizing article by article",
+                e.in_words()
+            );
+            Ok(articles
+                .iter()
+                .map(|a| {
+                    summarize::summarize_all(ctx, &model, std::slice::from_ref(a), &mut stage, &bar)
+                        .and_then(|mut one| one.remove(0))
+                })
+                .collect())
+        }
+        other => other,
+    };
+    match summaries {
         Ok(summaries) => {
             for (a, summary) in articles.iter_mut().zip(summaries) {
                 match summary {
@@ -82,6 +99,7 @@ pub fn run(
     Ok(RunOutcome {
         articles,
         failures,
+        skipped,
         brief,
         brief_sentences,
         brief_flags,
@@ -95,10 +113,21 @@ fn prepare_all(
     ctx: &Context,
     rules: &BoilerplateRules,
     inputs: &[PathBuf],
+    out_dir: &Path,
     max_bytes: u64,
     stages: &mut Vec<StageStats>,
-) -> (Vec<Prepared>, Vec<Failure>) {
-    let (files, input_errors) = load::collect_inputs(inputs);
+) -> (Vec<Prepared>, Vec<Failure>, Vec<SkippedInput>) {
+    let (files, input_errors, skipped) = load::collect_inputs(inputs, Some(out_dir));
+    let skipped: Vec<SkippedInput> = skipped
+        .into_iter()
+        .map(|s| {
+            tracing::warn!(path = %s.path.display(), "skipped: {}", s.reason);
+            SkippedInput {
+                path: s.path,
+                reason: s.reason,
+            }
+        })
+        .collect();
     let mut failures: Vec<Failure> = input_errors
         .iter()
         .map(|e| Failure::new(&error_path(e), "load", e))
@@ -117,7 +146,7 @@ fn prepare_all(
     }
     stage.finish(started);
     stages.push(stage);
-    (prepared, failures)
+    (prepared, failures, skipped)
 }
 
 /// Translate and check: the articles of each translator model go through it together, in
@@ -132,10 +161,11 @@ fn translate_all(
     let bar = ctx.progress.stage("translate", 0, "chunks");
     let mut outcomes: Vec<Option<Result<ArticleOutcome>>> = prepared.iter().map(|_| None).collect();
     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut page_failures = Vec::new();
     for (i, p) in prepared.iter().enumerate() {
         if p.lang.code == "en" {
             let outcome = check::article_outcome(p, None);
-            output::write_translation(out_dir, &outcome)?;
+            page_failures.extend(write_page(out_dir, &outcome));
             outcomes[i] = Some(Ok(outcome));
             continue;
         }
@@ -160,37 +190,46 @@ fn translate_all(
             "translate: llm".to_string()
         };
         let mut stage = StageStats::new(&name);
-        let result = translate::translate_group(
-            ctx,
-            &Fidelity,
-            model,
-            &docs,
-            Segmentation::Sentences,
-            &mut stage,
-            &bar,
-        );
+        let mut translate = |docs: &[(String, Vec<String>)], stage: &mut StageStats| {
+            translate::translate_group(
+                ctx,
+                &Fidelity,
+                model,
+                docs,
+                Segmentation::Sentences,
+                stage,
+                &bar,
+            )
+        };
+        let results: Vec<Result<_>> = match translate(&docs, &mut stage) {
+            Ok(translated) => translated.into_iter().map(Ok).collect(),
+            // One article must not cost its batch-mates: each is tried again alone, and only
+            // the one that still fails is reported (engines are batch-invariant, so the
+            // others' translations are those of the shared batch).
+            Err(e) if docs.len() > 1 => {
+                tracing::warn!(model = %model, "a batch failed ({}); translating its {} articles one by one", e.in_words(), docs.len());
+                docs.iter()
+                    .map(|d| {
+                        translate(std::slice::from_ref(d), &mut stage).map(|mut t| t.remove(0))
+                    })
+                    .collect()
+            }
+            Err(e) => vec![Err(e)],
+        };
         stage.finish(started);
         stages.push(stage);
-        match result {
-            Ok(translated) => {
-                for (&i, own) in members.iter().zip(translated) {
-                    let outcome = check::article_outcome(&prepared[i], Some(own));
-                    // Written now: later groups and the summaries take minutes.
-                    output::write_translation(out_dir, &outcome)?;
-                    outcomes[i] = Some(Ok(outcome));
-                }
-            }
-            Err(e) => {
-                let message = e.to_string();
-                for &i in members {
-                    outcomes[i] = Some(Err(Error::input(&prepared[i].doc.path, message.clone())));
-                }
-            }
+        for (&i, result) in members.iter().zip(results) {
+            outcomes[i] = Some(result.map(|own| {
+                let outcome = check::article_outcome(&prepared[i], Some(own));
+                // Written now: later groups and the summaries take minutes.
+                page_failures.extend(write_page(out_dir, &outcome));
+                outcome
+            }));
         }
     }
     bar.finish_and_clear();
     let mut articles = Vec::new();
-    let mut failures = Vec::new();
+    let mut failures = page_failures;
     for (p, outcome) in prepared.iter().zip(outcomes) {
         match outcome.expect("every article has an outcome") {
             Ok(outcome) => articles.push(outcome),
@@ -198,6 +237,13 @@ fn translate_all(
         }
     }
     Ok((articles, failures))
+}
+
+/// Writes an article's page; a failure is the article's (it stays in the run and the brief).
+fn write_page(out_dir: &Path, outcome: &ArticleOutcome) -> Option<Failure> {
+    output::write_translation(out_dir, outcome)
+        .err()
+        .map(|e| Failure::new(&outcome.source_path, "write", &e))
 }
 
 fn error_path(e: &Error) -> PathBuf {

@@ -83,8 +83,7 @@ pub fn eval(
 pub fn calibrate(args: &CalibrateArgs) -> anyhow::Result<ExitCode> {
     let mut lines = Vec::new();
     for path in &args.lines {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = super::read_file(path)?;
         for (n, line) in text
             .lines()
             .enumerate()

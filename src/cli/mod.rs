@@ -158,7 +158,11 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
-/// Reads a file for a command, naming it in the error.
+/// Reads a regular file (never a FIFO, which would block) of UTF-8 text for a command,
+/// naming it in the error.
 pub fn read_file(path: &std::path::Path) -> anyhow::Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    // Evaluation corpora and calibration lines, far bigger than any article.
+    const LIMIT: u64 = 1 << 30;
+    let bytes = crate::stages::load::read_bounded(path, LIMIT)?;
+    String::from_utf8(bytes).with_context(|| format!("reading {}: not UTF-8", path.display()))
 }

@@ -52,7 +52,8 @@ impl Corpus {
 }
 
 fn read_lines(path: &Path) -> Result<Vec<String>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    // Regular files only: a FIFO given as a corpus would block forever.
+    let bytes = crate::stages::load::read_bounded(path, 1 << 30)?;
     let text = String::from_utf8(bytes).map_err(|e| Error::Input {
         path: path.to_path_buf(),
         problem: format!("not UTF-8 text ({e})"),

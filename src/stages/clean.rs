@@ -18,6 +18,9 @@ use crate::resources::Resources;
 const MIN_REPEAT_CHARS: usize = 40;
 /// A title is a single short line.
 const MAX_TITLE_CHARS: usize = 200;
+/// A run without spaces longer than this is no word of a spaced script (the longest
+/// dictionary words run under 50 characters; long URLs under 200) but encoded data.
+pub const MAX_WORD_CHARS: usize = 200;
 
 /// One boilerplate rule: every paragraph its regex matches is dropped.
 #[derive(Debug, Clone)]
@@ -206,16 +209,66 @@ pub struct Deduplicated {
     pub title_hint: Option<usize>,
 }
 
+/// Removes what is not language from each paragraph: Markdown images with inline data
+/// (`![…](data:…)`) and runs without spaces over [`MAX_WORD_CHARS`]; a paragraph left empty
+/// goes. Each removal is reported.
+pub fn drop_non_text(paragraphs: Vec<String>) -> (Vec<String>, Vec<Removal>) {
+    static DATA_IMAGE: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+        Regex::new(r"!\[[^\]]*\]\(\s*data:[^)]*\)").expect("a valid pattern")
+    });
+    let preview = |t: &str| t.chars().take(40).collect::<String>() + "…";
+    let mut removed = Vec::new();
+    let mut kept = Vec::new();
+    for p in paragraphs {
+        let mut p = p;
+        if DATA_IMAGE.is_match(&p) {
+            for m in DATA_IMAGE.find_iter(&p) {
+                removed.push(Removal::NotText {
+                    text: preview(m.as_str()),
+                    chars: m.as_str().chars().count(),
+                });
+            }
+            p = DATA_IMAGE.replace_all(&p, "").into_owned();
+        }
+        let words: Vec<&str> = p.split(' ').collect();
+        if words.iter().any(|w| w.chars().count() > MAX_WORD_CHARS) {
+            let mut own = Vec::new();
+            for w in words {
+                let chars = w.chars().count();
+                if chars > MAX_WORD_CHARS {
+                    removed.push(Removal::NotText {
+                        text: preview(w),
+                        chars,
+                    });
+                } else {
+                    own.push(w);
+                }
+            }
+            p = own.join(" ");
+        }
+        let p = p
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !p.is_empty() {
+            kept.push(p);
+        }
+    }
+    (kept, removed)
+}
+
 pub fn deduplicate(text: &str, format: Format) -> Deduplicated {
     let normalized = normalize(text);
-    let mut paragraphs = split_paragraphs(&normalized);
+    let (mut paragraphs, not_text) = drop_non_text(split_paragraphs(&normalized));
     if format == Format::Markdown {
         paragraphs = paragraphs
             .into_iter()
             .map(|p| strip_markdown_heading(&p))
             .collect();
     }
-    let (paragraphs, removed, title_hint) = drop_repeated(paragraphs);
+    let (paragraphs, mut removed, title_hint) = drop_repeated(paragraphs);
+    removed.extend(not_text);
     Deduplicated {
         paragraphs,
         removed,
@@ -295,6 +348,18 @@ mod tests {
 
     fn clean(text: &str, lang: &str) -> Cleaned {
         finish(deduplicate(text, Format::Text), &rules(), lang, None)
+    }
+
+    #[test]
+    fn data_images_and_blobs_are_removed_and_reported() {
+        let blob = "QUJD".repeat(600);
+        let text = format!(
+            "Primeiro parágrafo.\n![foto](data:image/png;base64,{blob})\nSegundo {blob} fim."
+        );
+        let d = deduplicate(&text, Format::Markdown);
+        assert_eq!(d.paragraphs, ["Primeiro parágrafo.", "Segundo fim."]);
+        assert_eq!(d.removed.len(), 2, "{:?}", d.removed);
+        assert!(matches!(d.removed[0], Removal::NotText { chars, .. } if chars > 2400));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 use whatlang::Lang;
 
 use crate::config::manifest::Catalog;
-use crate::domain::{Detection, Flag, FlagKind, Prepared};
+use crate::domain::{Detection, Flag, FlagKind, Prepared, Removal};
 use crate::error::{Error, Result};
 use crate::stages::clean::{self, BoilerplateRules};
 use crate::stages::load;
@@ -26,6 +26,30 @@ pub fn prepare(
     let body = dedup.paragraphs.join("\n");
     let detected = detect(&body);
     let mut flags = Vec::new();
+    let not_text: Vec<usize> = dedup
+        .removed
+        .iter()
+        .filter_map(|r| match r {
+            Removal::NotText { chars, .. } => Some(*chars),
+            _ => None,
+        })
+        .collect();
+    if !not_text.is_empty() {
+        flags.push(Flag {
+            kind: FlagKind::Input,
+            message: format!(
+                "removed {} piece(s) of encoded data or inline images ({} characters without spaces): not language, not translated",
+                not_text.len(),
+                not_text.iter().sum::<usize>()
+            ),
+        });
+    }
+    if body.trim().is_empty() || !body.chars().any(char::is_alphabetic) {
+        return Err(Error::input(
+            path,
+            "no language-bearing text left once encoded data and inline images are removed",
+        ));
+    }
     let lang = match (&doc.declared_lang, detected) {
         (Some(declared), detected) => {
             if let Some(d) = detected

@@ -9,6 +9,8 @@ use serde::Deserialize;
 use crate::domain::{Format, SourceDoc};
 use crate::error::{Error, Result};
 
+pub mod front_matter;
+
 pub const EXTENSIONS: [&str; 3] = ["txt", "md", "json"];
 
 /// Files larger than this are refused unless `--max-bytes` says otherwise.
@@ -21,42 +23,146 @@ struct JsonArticle {
     lang: Option<String>,
 }
 
-/// Expands folders (their `.txt`, `.md` and `.json` files, sorted) and keeps files as given.
-/// Paths that do not exist or files with another extension come back as errors.
-pub fn collect_inputs(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Error>) {
+/// What a folder walk left out, and why (said in the run's output, never silently).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// The files a run reads: folders expanded (their `.txt`, `.md` and `.json` files, sorted),
+/// files kept as given, each file once (by canonical path). Paths that do not exist, special
+/// files (FIFOs, devices, sockets), dangling links and folders named like articles are
+/// errors naming them; a folder's other entries are skipped and listed; `exclude` (the
+/// output folder) is never read.
+pub fn collect_inputs(
+    paths: &[PathBuf],
+    exclude: Option<&Path>,
+) -> (Vec<PathBuf>, Vec<Error>, Vec<Skipped>) {
     let mut files = Vec::new();
     let mut errors = Vec::new();
+    let mut skipped = Vec::new();
+    let mut seen = BTreeSet::new();
+    let excluded = exclude.and_then(|p| p.canonicalize().ok());
+    let mut take = |path: PathBuf, skipped: &mut Vec<Skipped>| {
+        let canonical = path.canonicalize().unwrap_or_else(|_| path.clone());
+        if excluded
+            .as_ref()
+            .is_some_and(|out| canonical.starts_with(out))
+        {
+            skipped.push(Skipped {
+                path,
+                reason: "inside the output folder".into(),
+            });
+        } else if seen.insert(canonical) {
+            files.push(path);
+        } else {
+            skipped.push(Skipped {
+                path,
+                reason: "the same file was given already: read once".into(),
+            });
+        }
+    };
     for path in paths {
-        if path.is_dir() {
-            match std::fs::read_dir(path) {
+        match entry_kind(path) {
+            Ok(EntryKind::Folder) => match std::fs::read_dir(path) {
                 Ok(entries) => {
-                    let mut found: Vec<PathBuf> = entries
-                        .filter_map(|e| e.ok().map(|e| e.path()))
-                        .filter(|p| p.is_file() && has_supported_extension(p))
-                        .collect();
+                    let mut found: Vec<PathBuf> =
+                        entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
                     found.sort();
-                    if found.is_empty() {
+                    let mut articles = 0;
+                    for entry in found {
+                        if !has_supported_extension(&entry) {
+                            skipped.push(Skipped {
+                                reason: "not a .txt, .md or .json file".into(),
+                                path: entry,
+                            });
+                            continue;
+                        }
+                        match entry_kind(&entry) {
+                            Ok(EntryKind::File) => {
+                                articles += 1;
+                                take(entry, &mut skipped);
+                            }
+                            Ok(EntryKind::Folder) => errors.push(Error::input(
+                                &entry,
+                                "is a folder named like an article; folders are not read recursively",
+                            )),
+                            Err(e) => errors.push(e),
+                        }
+                    }
+                    if articles == 0 {
                         errors.push(Error::input(
                             path,
                             "folder holds no .txt, .md or .json file",
                         ));
                     }
-                    files.extend(found);
                 }
                 Err(e) => errors.push(Error::io(path, e)),
-            }
-        } else if !path.exists() {
-            errors.push(Error::input(path, "no such file or folder"));
-        } else if !has_supported_extension(path) {
-            errors.push(Error::input(
+            },
+            Ok(EntryKind::File) if !has_supported_extension(path) => errors.push(Error::input(
                 path,
                 "unsupported file type: expected .txt, .md or .json",
-            ));
-        } else {
-            files.push(path.clone());
+            )),
+            Ok(EntryKind::File) => take(path.clone(), &mut skipped),
+            Err(e) => errors.push(e),
         }
     }
-    (files, errors)
+    (files, errors, skipped)
+}
+
+enum EntryKind {
+    File,
+    Folder,
+}
+
+/// A regular file or a folder (after following links); anything else is an error in words.
+fn entry_kind(path: &Path) -> Result<EntryKind> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Ok(EntryKind::Folder),
+        Ok(m) => special_file(&m)
+            .map(|what| {
+                Err(Error::input(
+                    path,
+                    format!("{what}, not a regular file: not read"),
+                ))
+            })
+            .unwrap_or(Ok(EntryKind::File)),
+        Err(e) => Err(match std::fs::symlink_metadata(path) {
+            Ok(link) if link.file_type().is_symlink() => {
+                if e.raw_os_error() == Some(libc::ELOOP) {
+                    Error::input(path, "symbolic link loop: not read")
+                } else {
+                    Error::input(path, "dangling symbolic link (its target does not exist)")
+                }
+            }
+            _ if e.kind() == std::io::ErrorKind::NotFound => {
+                Error::input(path, "no such file or folder")
+            }
+            _ => Error::io(path, e),
+        }),
+    }
+}
+
+/// What a non-regular file is, in words (`None` for a regular file).
+fn special_file(m: &std::fs::Metadata) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    if t.is_file() {
+        None
+    } else if t.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else if t.is_char_device() {
+        Some("a character device")
+    } else if t.is_block_device() {
+        Some("a block device")
+    } else if t.is_dir() {
+        Some("a folder")
+    } else {
+        Some("a special file")
+    }
 }
 
 fn has_supported_extension(path: &Path) -> bool {
@@ -81,21 +187,56 @@ pub fn unique_id(path: &Path, taken: &mut BTreeSet<String>) -> String {
     id
 }
 
-/// Reads and decodes one file.
-pub fn load(path: &Path, id: String, max_bytes: u64) -> Result<SourceDoc> {
-    let size = std::fs::metadata(path)
-        .map_err(|e| Error::io(path, e))?
-        .len();
-    if size > max_bytes {
+/// The longest title a file may declare (a title is one line; a longer one is data).
+pub const MAX_DECLARED_TITLE_CHARS: usize = 1000;
+
+/// Reads a regular file of at most `max_bytes`. The file is opened without blocking (a FIFO
+/// would wait forever for a writer) and its type and size are checked on the opened handle,
+/// so a link swapped for a device between the check and the read changes nothing.
+pub fn read_bounded(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| entry_kind(path).err().unwrap_or_else(|| Error::io(path, e)))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if let Some(what) = special_file(&meta) {
         return Err(Error::input(
             path,
-            format!(
-                "file is {size} bytes, over the limit of {max_bytes} (raise it with --max-bytes)"
-            ),
+            format!("{what}, not a regular file: not read"),
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let text = decode_text(path, &bytes)?;
+    let size = meta.len();
+    if size > max_bytes {
+        return Err(too_big(path, size, max_bytes));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    // A file that grows while it is read stops at the limit all the same.
+    file.take(max_bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_big(path, bytes.len() as u64, max_bytes));
+    }
+    Ok(bytes)
+}
+
+fn too_big(path: &Path, size: u64, max_bytes: u64) -> Error {
+    Error::input(
+        path,
+        format!("file is {size} bytes, over the limit of {max_bytes} (raise it with --max-bytes)"),
+    )
+}
+
+/// Reads and decodes one file.
+pub fn load(path: &Path, id: String, max_bytes: u64) -> Result<SourceDoc> {
+    let bytes = read_bounded(path, max_bytes)?;
+    let (text, encoding_note) = decode_text(path, &bytes)?;
+    if let Some(note) = encoding_note {
+        tracing::info!(file = %path.display(), "{note}");
+    }
     let format = match path
         .extension()
         .and_then(|e| e.to_str())
@@ -114,42 +255,87 @@ pub fn load(path: &Path, id: String, max_bytes: u64) -> Result<SourceDoc> {
         })?;
         (article.body, article.title, article.lang)
     } else {
-        (text, None, None)
+        let (front, body) = front_matter::split(&text);
+        (body.to_string(), front.title, front.lang)
     };
     if text.trim().is_empty() {
         return Err(Error::input(path, "empty article: no text to translate"));
+    }
+    if !text.chars().any(char::is_alphabetic) {
+        return Err(Error::input(
+            path,
+            "no language-bearing text: only emoji, digits, symbols or punctuation",
+        ));
+    }
+    let declared_title = declared_title.filter(|t| !t.trim().is_empty());
+    if let Some(title) = &declared_title {
+        let chars = title.chars().count();
+        if chars > MAX_DECLARED_TITLE_CHARS {
+            return Err(Error::input(
+                path,
+                format!("title is {chars} characters; a title is one line of at most {MAX_DECLARED_TITLE_CHARS}"),
+            ));
+        }
     }
     Ok(SourceDoc {
         id,
         path: path.to_path_buf(),
         format,
         text,
-        declared_title: declared_title.filter(|t| !t.trim().is_empty()),
+        declared_title,
         declared_lang: declared_lang.map(|l| l.trim().to_ascii_lowercase()),
     })
 }
 
-/// UTF-8 only (a BOM is dropped); binary data and other encodings are refused clearly.
-fn decode_text(path: &Path, bytes: &[u8]) -> Result<String> {
+/// UTF-8 (a BOM is dropped) or UTF-16 with its BOM (decoded, and said so); binary data and
+/// other encodings are refused clearly.
+fn decode_text(path: &Path, bytes: &[u8]) -> Result<(String, Option<String>)> {
     if bytes.is_empty() {
         return Err(Error::input(path, "empty file"));
     }
-    if bytes.contains(&0) {
+    let (text, note) = match encoding_rs::Encoding::for_bom(bytes) {
+        Some((encoding, bom)) if encoding != encoding_rs::UTF_8 => {
+            let (text, malformed) = encoding.decode_without_bom_handling(&bytes[bom..]);
+            if malformed {
+                return Err(Error::input(
+                    path,
+                    format!("not valid {} despite its byte-order mark", encoding.name()),
+                ));
+            }
+            (
+                text.into_owned(),
+                Some(format!(
+                    "decoded from {} (byte-order mark)",
+                    encoding.name()
+                )),
+            )
+        }
+        _ => {
+            let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+            if bytes.contains(&0) {
+                return Err(Error::input(
+                    path,
+                    "binary data (NUL bytes), not a text article (UTF-16 needs its byte-order mark)",
+                ));
+            }
+            let text = std::str::from_utf8(bytes).map_err(|e| {
+                Error::input(
+                    path,
+                    format!(
+                        "not valid UTF-8 (invalid byte at offset {}); convert the file to UTF-8, e.g. with iconv",
+                        e.valid_up_to()
+                    ),
+                )
+            })?;
+            (text.to_string(), None)
+        }
+    };
+    if text.contains('\0') {
         return Err(Error::input(
             path,
-            "binary data (NUL bytes), not a text article",
+            "binary data (NUL characters), not a text article",
         ));
     }
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        Error::input(
-            path,
-            format!(
-                "not valid UTF-8 (invalid byte at offset {}); convert the file to UTF-8, e.g. with iconv",
-                e.valid_up_to()
-            ),
-        )
-    })?;
     let controls = text
         .chars()
         .filter(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
@@ -160,7 +346,7 @@ fn decode_text(path: &Path, bytes: &[u8]) -> Result<String> {
             "binary data (mostly control characters), not a text article",
         ));
     }
-    Ok(text.to_string())
+    Ok((text, note))
 }
 
 #[cfg(test)]
@@ -233,7 +419,9 @@ mod tests {
         write(dir.path(), "b.txt", b"x");
         write(dir.path(), "a.md", b"x");
         write(dir.path(), "c.pdf", b"x");
-        let (files, errors) = collect_inputs(&[dir.path().to_path_buf(), dir.path().join("c.pdf")]);
+        let (files, errors, skipped) =
+            collect_inputs(&[dir.path().to_path_buf(), dir.path().join("c.pdf")], None);
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
         let names: Vec<_> = files
             .iter()
             .map(|p| p.file_name().unwrap().to_owned())

@@ -16,7 +16,8 @@ pub struct Chunk {
 
 /// Splits paragraphs into chunks of at most `max_tokens` as counted by `count`. A paragraph
 /// that fits stays whole; a longer one is cut between sentences; a single sentence longer
-/// than the limit is cut between words (nothing is ever dropped).
+/// than the limit is cut between words, and a single word longer than it between characters
+/// (nothing is ever dropped, and no chunk is ever over the limit).
 pub fn chunk_paragraphs(
     paragraphs: &[String],
     max_tokens: usize,
@@ -84,6 +85,15 @@ fn split_words(
     let mut pieces = Vec::new();
     let mut current = String::new();
     for word in sentence.split(' ') {
+        if count(word)? > max_tokens {
+            if !current.is_empty() {
+                pieces.push(std::mem::take(&mut current));
+            }
+            let mut parts = split_characters(word, max_tokens, count)?;
+            current = parts.pop().unwrap_or_default();
+            pieces.extend(parts);
+            continue;
+        }
         let candidate = if current.is_empty() {
             word.to_string()
         } else {
@@ -97,6 +107,50 @@ fn split_words(
     }
     if !current.is_empty() {
         pieces.push(current);
+    }
+    Ok(pieces)
+}
+
+/// A token covers at most this many characters (byte-level BPE merges and SentencePiece
+/// pieces run shorter): the window each cut of an over-long word is searched in.
+const MAX_CHARS_PER_TOKEN: usize = 32;
+
+/// Cuts a word with no spaces (an encoded blob, a run of letters) into pieces of at most
+/// `max_tokens`: each piece is the longest prefix that fits, found by bisection over the
+/// characters of a bounded window, so the cost stays linear in the word's length.
+fn split_characters(
+    word: &str,
+    max_tokens: usize,
+    count: &dyn Fn(&str) -> Result<usize>,
+) -> Result<Vec<String>> {
+    let mut pieces = Vec::new();
+    let mut rest = word;
+    while !rest.is_empty() {
+        // bounds[k]: the byte offset after k + 1 characters, within the window.
+        let bounds: Vec<usize> = rest
+            .char_indices()
+            .map(|(i, c)| i + c.len_utf8())
+            .take(max_tokens.max(1) * MAX_CHARS_PER_TOKEN)
+            .collect();
+        let fits = |end: usize| count(&rest[..end]).map(|n| n <= max_tokens);
+        let last = bounds.len() - 1;
+        let end = if fits(bounds[last])? {
+            bounds[last]
+        } else {
+            // bounds[low] fits (one character always does), bounds[high] does not.
+            let (mut low, mut high) = (0, last);
+            while low + 1 < high {
+                let mid = (low + high) / 2;
+                if fits(bounds[mid])? {
+                    low = mid;
+                } else {
+                    high = mid;
+                }
+            }
+            bounds[low]
+        };
+        pieces.push(rest[..end].to_string());
+        rest = &rest[end..];
     }
     Ok(pieces)
 }
@@ -123,6 +177,18 @@ pub fn rebuild_paragraphs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_word_longer_than_the_limit_is_cut_between_characters() {
+        // One token per three characters, as a stand-in tokenizer.
+        let count = |s: &str| Ok(s.chars().count().div_ceil(3));
+        let word = "é".repeat(1000);
+        let text = format!("Avant {word} après.");
+        let chunks = chunk_paragraphs(std::slice::from_ref(&text), 50, &count).unwrap();
+        assert!(chunks.iter().all(|c| c.tokens <= 50), "{chunks:?}");
+        let rebuilt: String = chunks.iter().map(|c| c.text.replace(' ', "")).collect();
+        assert_eq!(rebuilt, text.replace(' ', ""));
+    }
 
     fn words(s: &str) -> Result<usize> {
         Ok(s.split_whitespace().count())

@@ -30,6 +30,9 @@ pub fn summarize_all(
     stage: &mut StageStats,
     bar: &ProgressBar,
 ) -> Result<Vec<Result<Grounded>>> {
+    if articles.is_empty() {
+        return Ok(Vec::new());
+    }
     let manifest = ctx.catalog.model(model)?;
     let task = manifest.generation.summarize;
     let decoding = ctx.decoding.resolve(manifest.decoding());

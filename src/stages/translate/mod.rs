@@ -13,8 +13,8 @@ use indicatif::ProgressBar;
 use crate::config::manifest::Catalog;
 use crate::context::Context;
 use crate::domain::{
-    FidelityCheck, FlagKind, SegmentRecord, Signals, StageStats, Translated, TranslatedSentence,
-    UnitIssues,
+    FidelityCheck, Flag, FlagKind, SegmentRecord, Signals, StageStats, Translated,
+    TranslatedSentence, UnitIssues,
 };
 use crate::engine::llm::LlmEngine;
 use crate::engine::marian::MarianEngine;
@@ -165,12 +165,25 @@ pub fn translate_group(
                         _ => unit.problems.push(problem.clone()),
                     }
                 }
-                sentences[chunk.paragraph].extend(consensus::records(
-                    &scorer,
-                    lang,
-                    chunk.paragraph,
-                    &results.sentences[i],
-                ));
+                let mut records =
+                    consensus::records(&scorer, lang, chunk.paragraph, &results.sentences[i]);
+                // A chunk still far from its source's length, or still talking about its task,
+                // is an answer rather than a translation: each of its sentences is to verify.
+                for problem in results.problems[i]
+                    .iter()
+                    .filter(|p| matches!(p.kind, FlagKind::LengthRatio | FlagKind::TaskTalk))
+                {
+                    for record in &mut records {
+                        record.low_confidence = true;
+                        if !record.flags.iter().any(|f| f.kind == problem.kind) {
+                            record.flags.push(Flag {
+                                kind: problem.kind,
+                                message: problem.describe(),
+                            });
+                        }
+                    }
+                }
+                sentences[chunk.paragraph].extend(records);
                 segments.push(SegmentRecord {
                     unit: chunk.paragraph,
                     source: chunk.text.clone(),
