@@ -158,23 +158,23 @@ pub enum BenchAction {
 #[command(next_help_heading = "Decoding and batching")]
 pub struct DecodingArgs {
     /// Sampling temperature; 0 decodes greedily (deterministic). Default: the model manifest's.
-    #[arg(long)]
+    #[arg(long, value_parser = temperature)]
     pub temperature: Option<f64>,
-    /// Nucleus sampling threshold, used when temperature > 0. Default: the manifest's.
-    #[arg(long)]
+    /// Nucleus sampling threshold in (0, 1], used when temperature > 0. Default: the manifest's.
+    #[arg(long, value_parser = top_p)]
     pub top_p: Option<f64>,
     /// Random seed for sampling. Default: the manifest's.
     #[arg(long)]
     pub seed: Option<u64>,
     /// Dedicated translators: beam size (1 = greedy). Default: the manifest's.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub beam: Option<usize>,
     /// At most this many sentences (dedicated translators) or prompts (LLM) decoded together.
     /// Default: the manifest's.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub batch_rows: Option<usize>,
     /// Dedicated translators: at most this many padded source tokens per batch. Default: the manifest's.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub batch_tokens: Option<usize>,
     /// Dedicated translators: score the whole vocabulary instead of the lexical shortlist.
     #[arg(long)]
@@ -183,6 +183,35 @@ pub struct DecodingArgs {
     /// check (auto), of every translation (all), or of none (off).
     #[arg(long, value_enum, default_value_t = ConsensusMode::Auto)]
     pub consensus: ConsensusMode,
+}
+
+/// `--temperature`: a finite number, 0 or more.
+fn temperature(text: &str) -> Result<f64, String> {
+    let t: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    if t.is_finite() && t >= 0.0 {
+        Ok(t)
+    } else {
+        Err(format!("{text} is not a finite number of 0 or more"))
+    }
+}
+
+/// `--top-p`: a share in (0, 1].
+fn top_p(text: &str) -> Result<f64, String> {
+    let p: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    if p > 0.0 && p <= 1.0 {
+        Ok(p)
+    } else {
+        Err(format!("{text} is not in (0, 1]"))
+    }
+}
+
+/// Beam and batch sizes: 1 or more.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        Ok(_) => Err("must be 1 or more".into()),
+        Err(e) => Err(format!("{e}")),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -5,12 +5,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use super::args::RunArgs;
-use super::{context, overrides, EXIT_PARTIAL};
+use super::{context, overrides, EXIT_ERROR, EXIT_PARTIAL};
 use crate::config::manifest::Catalog;
 use crate::domain::StageStats;
 use crate::engine::device;
 use crate::engine::quant::kernel_class;
-use crate::output::{self, DecodingRecord, RunRecord};
+use crate::output::{self, DecodingRecord, OutDir, RunRecord};
 use crate::pipeline;
 use crate::progress::Progress;
 use crate::resources::Resources;
@@ -25,6 +25,16 @@ pub fn run(
     quiet: bool,
 ) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    let generation = format!(
+        "{}-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        std::process::id()
+    );
+    // Claimed before any model work: a folder that cannot take the outputs, or that another
+    // run holds, is refused now rather than after minutes of translation.
+    let out_dir = OutDir::claim(&args.out, &args.paths)?;
     let decoding = overrides(&args.decoding);
     let mut ctx = context(
         device,
@@ -46,12 +56,43 @@ pub fn run(
             temperature: decoding.temperature,
             top_p: decoding.top_p,
             seed: decoding.seed,
+            beam: decoding.beam_size,
+            batch_rows: decoding.batch_rows,
+            batch_tokens: decoding.batch_tokens,
+            consensus: format!("{:?}", decoding.consensus).to_lowercase(),
         },
         stages: outcome.stages.clone(),
         total_wall_s: started.elapsed().as_secs_f64(),
         peak_memory_mb: output::peak_memory_mb(),
+        generation,
     };
-    output::write_reports(&args.out, &outcome, record.clone())?;
+    let reports = output::render_reports(&outcome, record.clone())?;
+    if let Err(e) = output::write_generation(&out_dir.path, &reports) {
+        // The translations are already in articles/; the brief and summaries must not be lost.
+        let kept = match output::rescue(&out_dir.path, &reports) {
+            Ok(place) => format!(
+                "the brief, its summaries and brief.json are saved in {}",
+                place.display()
+            ),
+            Err(second) => format!("saving them elsewhere failed too ({second})"),
+        };
+        eprintln!(
+            "error: could not write the brief into {}: {e}; {kept}; the finished translations are in {}; an earlier brief.md and brief.json there are left as they were",
+            out_dir.path.display(),
+            out_dir.path.join("articles").display()
+        );
+        return Ok(ExitCode::from(EXIT_ERROR));
+    }
+    let current: Vec<String> = outcome.articles.iter().map(|a| a.id.clone()).collect();
+    match output::set_aside_stale(&out_dir.path, &current) {
+        Ok(moved) if !moved.is_empty() => eprintln!(
+            "note: moved {} page(s) of an earlier run that this brief does not name into {}",
+            moved.len(),
+            out_dir.path.join("superseded").display()
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!("warning: could not set aside an earlier run's pages: {e}"),
+    }
 
     if !quiet {
         print_stages(&record.stages);
@@ -63,6 +104,9 @@ pub fn run(
                 .map(|m| format!("{m:.0} MiB"))
                 .unwrap_or_else(|| "unknown".into())
         );
+    }
+    for s in &outcome.skipped {
+        eprintln!("skipped: {}: {}", s.path.display(), s.reason);
     }
     for f in &outcome.failures {
         eprintln!(

@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::{Report, ReportView, RunRecord, SourceEntry};
-use crate::domain::{ArticleOutcome, BriefSentence, Difference, Failure, Flag};
+use crate::domain::{ArticleOutcome, BriefSentence, Difference, Failure, Flag, SkippedInput};
 use crate::error::{Error, Result};
 
 /// The current `schema_version` of `brief.json`.
@@ -27,6 +27,8 @@ pub struct BriefJson {
     pub sources: Vec<SourceEntry>,
     pub articles: Vec<ArticleOutcome>,
     pub failures: Vec<Failure>,
+    /// Inputs the run did not read, and why (another file type, the same file twice).
+    pub skipped: Vec<SkippedInput>,
     pub run: RunRecord,
 }
 
@@ -49,6 +51,7 @@ impl Report for Json {
             sources: view.sources.clone(),
             articles: outcome.articles.clone(),
             failures: outcome.failures.clone(),
+            skipped: outcome.skipped.clone(),
             run: view.run.clone(),
         };
         serde_json::to_string_pretty(&json).map_err(|e| Error::Config {

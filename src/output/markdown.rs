@@ -19,19 +19,92 @@ impl Report for Markdown {
     }
 
     fn render(&self, view: &ReportView) -> Result<String> {
-        Ok(brief_markdown(view.outcome, &view.sources))
+        let mut md = brief_markdown(view.outcome, &view.sources);
+        md.push_str(&format!(
+            "\n*Generation {} (brief.json names the same).*\n",
+            view.run.generation
+        ));
+        Ok(md)
     }
+}
+
+/// Untrusted text (titles, article text, model output) as Markdown that shows it verbatim:
+/// Markdown's punctuation is backslash-escaped and HTML's brackets become entities, so an
+/// article's `<img onerror=…>` or `**` is text, never markup.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, c) in text.char_indices() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' if looks_like_entity(&text[i..]) => out.push_str("&amp;"),
+            // A citation ("[2]") stays one: it is the brief's own syntax.
+            '[' | ']' if is_citation(text, i) => out.push(c),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '#' if out.trim().is_empty() => out.push_str("\\#"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether the bracket at byte `i` opens or closes a citation: `[` digits `]`.
+fn is_citation(text: &str, i: usize) -> bool {
+    let open = if text.as_bytes()[i] == b'[' {
+        i
+    } else {
+        match text[..i].rfind('[') {
+            Some(o) => o,
+            None => return false,
+        }
+    };
+    let Some(len) = text[open + 1..].find(']') else {
+        return false;
+    };
+    let inside = &text[open + 1..open + 1 + len];
+    let close = open + 1 + len;
+    !inside.is_empty() && inside.bytes().all(|b| b.is_ascii_digit()) && (i == open || i == close)
+}
+
+/// `&name;` or `&#123;`: an ampersand a Markdown renderer would read as an entity.
+fn looks_like_entity(text: &str) -> bool {
+    let rest = &text[1..];
+    let end = rest.find(';').unwrap_or(0);
+    end > 0
+        && end <= 32
+        && rest[..end]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '#')
+}
+
+/// A path as an inline code span, fenced with enough backticks for the ones it holds.
+fn code(path: &std::path::Path) -> String {
+    let text = path.display().to_string();
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    if longest == 0 {
+        return format!("`{text}`");
+    }
+    let fence = "`".repeat(longest + 1);
+    format!("{fence} {text} {fence}")
 }
 
 /// `articles/<id>.md`: the English translation, paragraphs kept; a low-confidence sentence
 /// is marked, and a footnote says why (and what the checks found in any sentence).
 pub fn translation_markdown(a: &ArticleOutcome) -> String {
-    let mut md = format!("# {}\n\n", a.title_en);
+    let mut md = format!("# {}\n\n", escape(&a.title_en));
     md.push_str(&format!(
-        "*{} ({}) · source `{}` · translated by {}*\n\n",
+        "*{} ({}) · source {} · translated by {}*\n\n",
         english_name(&a.language),
         a.language,
-        a.source_path.display(),
+        code(&a.source_path),
         a.translator
     ));
     if !a.sentences.is_empty() {
@@ -50,27 +123,29 @@ pub fn translation_markdown(a: &ArticleOutcome) -> String {
                 .filter(|s| s.unit == p + offset)
                 .collect();
             if own.iter().all(|s| s.flags.is_empty()) {
-                return paragraph.to_string();
+                return escape(paragraph);
             }
             own.iter()
                 .map(|s| {
                     if s.flags.is_empty() {
-                        return s.text.clone();
+                        return escape(&s.text);
                     }
                     footnotes.push(format!(
                         "confidence {:.2}: {}",
                         s.confidence,
-                        s.flags
-                            .iter()
-                            .map(|f| f.message.as_str())
-                            .collect::<Vec<_>>()
-                            .join("; ")
+                        escape(
+                            &s.flags
+                                .iter()
+                                .map(|f| f.message.as_str())
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        )
                     ));
                     let key = footnotes.len();
                     if s.low_confidence {
-                        format!("{LOW_MARK} *{}*[^{key}]", s.text)
+                        format!("{LOW_MARK} *{}*[^{key}]", escape(&s.text))
                     } else {
-                        format!("{}[^{key}]", s.text)
+                        format!("{}[^{key}]", escape(&s.text))
                     }
                 })
                 .collect::<Vec<_>>()
@@ -137,9 +212,9 @@ pub fn brief_markdown(outcome: &RunOutcome, sources: &[SourceEntry]) -> String {
                         .map(|s| {
                             if low.next().unwrap_or(false) {
                                 marked = true;
-                                format!("{LOW_MARK} *{s}*")
+                                format!("{LOW_MARK} *{}*", escape(&s))
                             } else {
-                                s
+                                escape(&s)
                             }
                         })
                         .collect::<Vec<_>>()
@@ -160,7 +235,7 @@ pub fn brief_markdown(outcome: &RunOutcome, sources: &[SourceEntry]) -> String {
     for (i, flag) in outcome.brief_flags.iter().enumerate() {
         let key = format!("brief-{}", i + 1);
         md.push_str(&format!("[^{key}]"));
-        footnotes.push((key, flag.message.clone()));
+        footnotes.push((key, escape(&flag.message)));
     }
     if !outcome.brief_flags.is_empty() {
         md.push_str("\n\n");
@@ -186,12 +261,12 @@ pub fn brief_markdown(outcome: &RunOutcome, sources: &[SourceEntry]) -> String {
             })
             .unwrap_or_default();
         md.push_str(&format!(
-            "{}. `{}` — {} ({}) — {}{trust}\n",
+            "{}. {} — {} ({}) — {}{trust}\n",
             s.n,
-            s.source_path.display(),
+            code(&s.source_path),
             english_name(&s.language),
             s.language,
-            s.title
+            escape(&s.title)
         ));
     }
 
@@ -202,17 +277,17 @@ pub fn brief_markdown(outcome: &RunOutcome, sources: &[SourceEntry]) -> String {
             .find(|s| s.id == a.id)
             .map(|s| format!("[{}] ", s.n))
             .unwrap_or_default();
-        md.push_str(&format!("\n### {n}{}\n\n", a.title_en));
+        md.push_str(&format!("\n### {n}{}\n\n", escape(&a.title_en)));
         md.push_str(&format!(
-            "{} ({}) · `{}` · translated by {} · [English translation](articles/{}.md)\n\n",
+            "{} ({}) · {} · translated by {} · [English translation](articles/{}.md)\n\n",
             english_name(&a.language),
             a.language,
-            a.source_path.display(),
+            code(&a.source_path),
             a.translator,
-            a.id
+            page_link(&a.id)
         ));
         match &a.summary {
-            Some(s) => md.push_str(s),
+            Some(s) => md.push_str(&escape(s)),
             None => md.push_str("*No summary (see the notes and Not included).*"),
         }
         if a.summary.is_some() && a.summary_low_confidence {
@@ -223,7 +298,7 @@ pub fn brief_markdown(outcome: &RunOutcome, sources: &[SourceEntry]) -> String {
         for (j, flag) in a.flags.iter().enumerate() {
             let key = format!("{}-{}", a.id, j + 1);
             md.push_str(&format!("[^{key}]"));
-            footnotes.push((key, flag.message.clone()));
+            footnotes.push((key, escape(&flag.message)));
         }
         md.push('\n');
     }
@@ -232,10 +307,10 @@ pub fn brief_markdown(outcome: &RunOutcome, sources: &[SourceEntry]) -> String {
         md.push_str("\n## Not included\n\n");
         for f in &outcome.failures {
             md.push_str(&format!(
-                "- `{}` ({}): {}\n",
-                f.source_path.display(),
+                "- {} ({}): {}\n",
+                code(&f.source_path),
                 f.stage,
-                f.error
+                escape(&f.error)
             ));
         }
     }
@@ -246,6 +321,19 @@ pub fn brief_markdown(outcome: &RunOutcome, sources: &[SourceEntry]) -> String {
         }
     }
     md
+}
+
+/// An article id as a link target: percent-encoded where a file name's characters would end
+/// or break the link.
+fn page_link(id: &str) -> String {
+    id.chars()
+        .map(|c| match c {
+            ' ' | '(' | ')' | '<' | '>' | '[' | ']' | '%' | '#' | '?' => {
+                format!("%{:02X}", c as u32)
+            }
+            _ => c.to_string(),
+        })
+        .collect()
 }
 
 /// The "Where sources differ" section of `brief.md`.
@@ -261,10 +349,34 @@ pub fn differences_section(differences: &[Difference]) -> String {
             .iter()
             .map(|c| {
                 let place = if c.in_headline { " (headline)" } else { "" };
-                format!("{} [{}]{place}", c.value, c.source)
+                format!("{} [{}]{place}", escape(&c.value), c.source)
             })
             .collect();
-        out.push_str(&format!("- {}: {}\n", d.subject, claims.join("; ")));
+        out.push_str(&format!(
+            "- {}: {}\n",
+            escape(&d.subject),
+            claims.join("; ")
+        ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn untrusted_text_shows_as_text() {
+        assert_eq!(
+            escape("<img src=x onerror=alert(1)> **bold** [link](x) &amp; AT&T"),
+            "&lt;img src=x onerror=alert(1)&gt; \\*\\*bold\\*\\* \\[link\\](x) &amp;amp; AT&T"
+        );
+        assert_eq!(escape("# not a heading"), "\\# not a heading");
+        assert_eq!(
+            escape("Shares rose 4% [1][2]. See [x]"),
+            "Shares rose 4% [1][2]. See \\[x\\]"
+        );
+        assert_eq!(code(std::path::Path::new("a`b.txt")), "`` a`b.txt ``");
+        assert_eq!(page_link("x (1)"), "x%20%281%29");
+    }
 }

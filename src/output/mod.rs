@@ -1,6 +1,8 @@
 //! Writing the outputs: `brief.md` and `brief.json` (two [`Report`]s of the same run) and
 //! `articles/<id>.md`, each atomically (written to a temporary file in the same folder, then
-//! renamed).
+//! renamed). The reports are one generation: all are written before any replaces its
+//! predecessor, so they always come from the same run. The output folder is claimed first
+//! ([`OutDir::claim`]): locked against a second run, checked writable with room to write.
 
 pub mod json;
 pub mod markdown;
@@ -16,17 +18,128 @@ use crate::engine::registry::ModelRecord;
 use crate::error::{Error, Result};
 
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(contents)
-        .map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    staged(path, contents)?
+        .persist(path)
+        .map_err(|e| Error::io(path, e.error))?;
     Ok(())
 }
 
-pub fn prepare_out_dir(out_dir: &Path) -> Result<()> {
-    let articles = out_dir.join("articles");
-    std::fs::create_dir_all(&articles).map_err(|e| Error::io(&articles, e))
+/// `contents` written and flushed to a temporary file beside `path`, created with the
+/// ordinary file mode (0666 less the umask, as any program's output; tempfile's own default
+/// is 0600).
+fn staged(path: &Path, contents: &[u8]) -> Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".crossbrief-")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(contents)
+        .and_then(|()| tmp.as_file().sync_data())
+        .map_err(|e| Error::io(path, e))?;
+    Ok(tmp)
+}
+
+/// Free space an output folder needs before a run starts (the sample run writes under 1 MiB).
+pub const MIN_FREE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// An output folder claimed by this run: created, locked (a second run into it is refused
+/// with this one's pid), and checked writable with room, before any model work.
+pub struct OutDir {
+    pub path: PathBuf,
+    /// Held for the whole run; the lock goes with the handle when the run ends or dies.
+    _lock: std::fs::File,
+}
+
+impl OutDir {
+    /// Claims `path` for a run over `inputs`. Refused: an output folder that is one of the
+    /// inputs (or holds one), a folder another run holds, one that cannot be written (top
+    /// or `articles/`), a disk without [`MIN_FREE_BYTES`] free.
+    pub fn claim(path: &Path, inputs: &[PathBuf]) -> Result<OutDir> {
+        let articles = path.join("articles");
+        std::fs::create_dir_all(&articles).map_err(|e| Error::io(&articles, e))?;
+        let canonical = path.canonicalize().map_err(|e| Error::io(path, e))?;
+        for input in inputs {
+            let Ok(input_canonical) = input.canonicalize() else {
+                continue;
+            };
+            if input_canonical == canonical || input_canonical.starts_with(&canonical) {
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "the output folder would hold input {}: its brief would be read back as an article; choose another --out",
+                        input.display()
+                    ),
+                ));
+            }
+        }
+        for dir in [path, articles.as_path()] {
+            // A file really created and removed: permission bits alone miss read-only mounts
+            // and say nothing of root.
+            staged(&dir.join("probe"), b"probe").map_err(|e| match e {
+                Error::Io { source, .. } => Error::input(
+                    dir,
+                    format!("output folder is not writable ({source}); nothing was run"),
+                ),
+                other => other,
+            })?;
+        }
+        let lock_path = path.join(".crossbrief.lock");
+        let mut lock = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        if let Err(e) = lock.try_lock() {
+            let mut holder = String::new();
+            let _ = std::io::Read::read_to_string(&mut lock, &mut holder);
+            return Err(match e {
+                std::fs::TryLockError::WouldBlock => Error::input(
+                    path,
+                    format!(
+                        "another crossbrief run (pid {}) is writing into this folder; wait for it or choose another --out",
+                        holder.trim()
+                    ),
+                ),
+                std::fs::TryLockError::Error(e) => Error::io(&lock_path, e),
+            });
+        }
+        lock.set_len(0)
+            .and_then(|()| writeln!(lock, "{}", std::process::id()))
+            .map_err(|e| Error::io(&lock_path, e))?;
+        let free = free_bytes(path)?;
+        if free < MIN_FREE_BYTES {
+            return Err(Error::input(
+                path,
+                format!(
+                    "only {} KiB free on the output folder's disk, under the {} MiB a run needs; nothing was run",
+                    free / 1024,
+                    MIN_FREE_BYTES / (1024 * 1024)
+                ),
+            ));
+        }
+        Ok(OutDir {
+            path: path.to_path_buf(),
+            _lock: lock,
+        })
+    }
+}
+
+/// Bytes free for an unprivileged writer on the file system of `path`.
+fn free_bytes(path: &Path) -> Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::input(path, "path holds a NUL byte"))?;
+    // statvfs is the only portable way to ask; std has no wrapper for it.
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid C string and a zeroed struct statvfs fills.
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stats) } != 0 {
+        return Err(Error::io(path, std::io::Error::last_os_error()));
+    }
+    Ok(stats.f_bavail as u64 * stats.f_frsize as u64)
 }
 
 /// Run facts for `brief.json`.
@@ -43,13 +156,21 @@ pub struct RunRecord {
     pub stages: Vec<StageStats>,
     pub total_wall_s: f64,
     pub peak_memory_mb: Option<f64>,
+    /// This generation of `brief.md` and `brief.json` (both name it): the run's start in
+    /// seconds since 1970 and its pid.
+    pub generation: String,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct DecodingRecord {
+    /// The values given on the command line (`None`: each model's manifest value).
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
     pub seed: Option<u64>,
+    pub beam: Option<usize>,
+    pub batch_rows: Option<usize>,
+    pub batch_tokens: Option<usize>,
+    pub consensus: String,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -93,19 +214,82 @@ pub struct ReportView<'a> {
     pub run: RunRecord,
 }
 
-/// Writes every report (`brief.md`, `brief.json`) into `out_dir`, each atomically.
-pub fn write_reports(out_dir: &Path, outcome: &RunOutcome, run: RunRecord) -> Result<()> {
+/// Every report of a run, rendered: (file name, contents).
+pub fn render_reports(outcome: &RunOutcome, run: RunRecord) -> Result<Vec<(&'static str, String)>> {
     let view = ReportView {
         outcome,
         sources: sources(&outcome.articles),
         run,
     };
     let reports: [&dyn Report; 2] = [&markdown::Markdown, &json::Json];
-    for report in reports {
-        let text = report.render(&view)?;
-        write_atomic(&out_dir.join(report.file_name()), text.as_bytes())?;
+    reports
+        .iter()
+        .map(|r| Ok((r.file_name(), r.render(&view)?)))
+        .collect()
+}
+
+/// Writes the reports into `dir` as one generation: every file is written and flushed
+/// beside its final name first, and only then are all renamed into place, so a failure
+/// (full disk, a folder that turned read-only) leaves the previous generation whole.
+pub fn write_generation(dir: &Path, reports: &[(&'static str, String)]) -> Result<()> {
+    let staged = reports
+        .iter()
+        .map(|(name, text)| Ok((dir.join(name), staged(&dir.join(name), text.as_bytes())?)))
+        .collect::<Result<Vec<_>>>()?;
+    for (path, tmp) in staged {
+        tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
     }
     Ok(())
+}
+
+/// Where the reports go when the output folder refuses them: a new folder in the system's
+/// temporary directory, else the output folder's `articles/` (which may still take files).
+pub fn rescue(out_dir: &Path, reports: &[(&'static str, String)]) -> Result<PathBuf> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let temp =
+        std::env::temp_dir().join(format!("crossbrief-unsaved-{}-{stamp}", std::process::id()));
+    let mut last = None;
+    for dir in [temp, out_dir.join("articles")] {
+        match std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(&dir, e))
+            .and_then(|()| write_generation(&dir, reports))
+        {
+            Ok(()) => return Ok(dir),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("two places were tried"))
+}
+
+/// Moves `articles/*.md` pages that this run did not write (an earlier run's, of articles
+/// no longer given or now failing) into `superseded/`, and returns what moved.
+pub fn set_aside_stale(out_dir: &Path, current_ids: &[String]) -> Result<Vec<PathBuf>> {
+    let articles = out_dir.join("articles");
+    let entries = std::fs::read_dir(&articles).map_err(|e| Error::io(&articles, e))?;
+    let mut stale: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "md")
+                && p.file_stem()
+                    .and_then(|s| s.to_str())
+                    .is_some_and(|id| !id.starts_with('.') && !current_ids.iter().any(|c| c == id))
+        })
+        .collect();
+    stale.sort();
+    if stale.is_empty() {
+        return Ok(stale);
+    }
+    let aside = out_dir.join("superseded");
+    std::fs::create_dir_all(&aside).map_err(|e| Error::io(&aside, e))?;
+    let mut moved = Vec::new();
+    for path in stale {
+        let target = aside.join(path.file_name().expect("a listed file has a name"));
+        std::fs::rename(&path, &target).map_err(|e| Error::io(&path, e))?;
+        moved.push(target);
+    }
+    Ok(moved)
 }
 
 /// `articles/<id>.md`: one article's English translation, written as soon as it is done.
