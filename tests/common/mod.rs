@@ -62,15 +62,44 @@ macro_rules! needs_models {
 pub const LLM: &str = "qwen2.5-coder-1.5b-instruct-q4km";
 pub const BERGAMOT: &str = "bergamot-pt-en-tiny";
 
-/// Golden files are kept per kernel class; the class of this machine (or the one
-/// `CROSSBRIEF_GOLDEN_CLASS` names, to exercise another class's path on this machine).
+/// Golden files are kept per machine kind: the kernel class (the decoding kernels candle and
+/// crossbrief pick at run time) and the CPU's cache sizes, which set the blocking of candle's
+/// matrix products and so their float rounding (two AVX-512 EPYCs of other generations
+/// decode the same prompts a few words apart). `CROSSBRIEF_GOLDEN_CLASS` names another kind,
+/// to exercise its path on this machine.
 pub fn cpu_class() -> String {
-    std::env::var("CROSSBRIEF_GOLDEN_CLASS")
-        .unwrap_or_else(|_| crossbrief::engine::quant::kernel_class().to_string())
+    std::env::var("CROSSBRIEF_GOLDEN_CLASS").unwrap_or_else(|_| {
+        let class = crossbrief::engine::quant::kernel_class().to_string();
+        match cache_geometry() {
+            Some(caches) => format!("{class}-{caches}"),
+            None => class,
+        }
+    })
 }
 
-/// The classes golden files exist for, nearest first for `class` (AVX-512 and AVX2 are each
-/// other's nearest).
+/// `l1d48k-l2-1024k-l3-32768k`: cpu0's data and unified caches, as Linux lists them.
+fn cache_geometry() -> Option<String> {
+    let mut parts = Vec::new();
+    for index in 0..8 {
+        let dir = format!("/sys/devices/system/cpu/cpu0/cache/index{index}");
+        let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).ok();
+        let (Some(level), Some(kind), Some(size)) = (read("level"), read("type"), read("size"))
+        else {
+            break;
+        };
+        let size = size.trim().to_lowercase();
+        match kind.trim() {
+            "Data" => parts.push(format!("l{}d{size}", level.trim())),
+            "Unified" => parts.push(format!("l{}-{size}", level.trim())),
+            _ => {}
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("-"))
+}
+
+/// The kinds golden files exist for, nearest first for `class`: the most leading
+/// `-`-separated parts in common (the same kernel class before another one of the same
+/// architecture).
 fn nearest_classes(class: &str) -> Vec<String> {
     let mut known: Vec<String> = std::fs::read_dir(root().join("tests/golden"))
         .map(|entries| {
@@ -82,7 +111,13 @@ fn nearest_classes(class: &str) -> Vec<String> {
         })
         .unwrap_or_default();
     known.sort();
-    known.sort_by_key(|k| (k.split('-').next() != class.split('-').next()) as u8);
+    let shared = |k: &String| {
+        k.split('-')
+            .zip(class.split('-'))
+            .take_while(|(a, b)| a == b)
+            .count()
+    };
+    known.sort_by_key(|k| std::cmp::Reverse(shared(k)));
     known
 }
 
