@@ -96,7 +96,7 @@ def main() -> int:
           read(flag="input"))
     blob = "iVBORw0KGgo" + "QUJDRA" * 400
     write("base64-image.md", (f"# Lisboa investe em metro\n\nA cidade de Lisboa vai investir 200 milhões de euros no metro. ![foto](data:image/png;base64,{blob}) As obras começam em 2026.\n").encode(),
-          read(flag="input", absent="base64"))
+          read(flag="input", absent="iVBORw0KGgo"))
     write("long-word-title.json", json.dumps({"title": "Z" + "ab" * 450, "body": pt, "lang": "pt"}).encode(),
           read())
     long_sentence = ", ".join(["o conselho aprovou a medida que prevê novas regras para o setor"] * 45)

@@ -241,3 +241,29 @@ fn each_refused_input_alone_is_refused_promptly() {
         assert!(!stderr.contains("panicked"), "{relative}: {stderr}");
     }
 }
+
+/// `translate` given a FIFO refuses it by name at once instead of blocking in open().
+#[test]
+fn translate_refuses_a_fifo_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("article.txt");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let output = Command::new("timeout")
+        .args(["-k", "5", "60"])
+        .arg(env!("CARGO_BIN_EXE_crossbrief"))
+        .args(["-q", "translate", "--from", "fr"])
+        .arg(&fifo)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "124 means it blocked: {stderr}"
+    );
+    assert!(
+        stderr.contains("FIFO") && stderr.contains("article.txt"),
+        "{stderr}"
+    );
+}

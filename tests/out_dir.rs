@@ -328,7 +328,8 @@ fn bad_option_values_are_usage_errors_naming_the_option() {
             .arg(&s.article)
             .arg("--out")
             .arg(&s.out)
-            .args([option, value])
+            // "--temperature=-1": a separate "-1" would read as an option.
+            .arg(format!("{option}={value}"))
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -250,7 +250,10 @@ pub fn records(
                 unit,
                 source: k.source.clone(),
                 text: k.text.clone(),
-                confidence,
+                // Four decimals: a dedicated translator's log-probabilities move in the
+                // seventh with the padding of the batch a sentence shares (its text does not),
+                // and a reader needs two.
+                confidence: (confidence * 1e4).round() / 1e4,
                 low_confidence: low,
                 flags,
             }
