@@ -103,6 +103,20 @@ def main() -> int:
     write("long-sentence.txt", ("Conselho aprova novas regras\n\n" + long_sentence[0].upper() + long_sentence[1:] + ".\n").encode(),
           read())
 
+    # Found by a later sweep.
+    with open(os.path.join(os.fsencode(folder), b"bad\xffname.txt"), "wb") as f:
+        f.write(pt.encode())
+    cases["folder/bad\ufffdname.txt"] = {**refused("file name is not valid UTF-8"), "alone": False}
+    write("\x1b[31mred.txt", pt.encode(), read())
+    write("lang-region.json", json.dumps({"title": "Juros", "body": pt, "lang": "pt-BR"}).encode(), read(language="pt"))
+    write("lang-empty.json", json.dumps({"title": "Juros", "body": pt, "lang": ""}).encode(), read(language="pt"))
+    write("unclosed-front-matter.md", f"---\ntitle: Juros\nlang: pt\n\n{pt}\n".encode(), refused("never closes"))
+    rows = "".join(f"| Arroz tipo {n} | {n},50 € |\n" for n in range(1, 31))
+    write("md-table.md", f"# Preços do cabaz\n\nOs preços de março, segundo a associação de consumidores:\n\n| Produto | Preço |\n|---|---|\n{rows}".encode(), read())
+    code = "".join(f"SELECT * FROM tabela WHERE x = {n};\n" for n in range(60))
+    write("md-code.md", f"# Base de dados nova\n\nA câmara lançou uma nova base de dados aberta.\n\n```sql\n{code}```\n\nO acesso é gratuito.\n".encode(), read(flag="input", absent="SELECT"))
+    write("ansi.txt", ("Juros \x1b[31mmantidos\x1b[0m em 10,5%\n\n" + pt + "\x1b]0;PWNED\x07\n").encode(), read(absent="PWNED"))
+
     os.mkfifo(folder / "fifo.txt")
     cases["folder/fifo.txt"] = refused("FIFO")
     os.symlink(folder / "missing-target.txt", folder / "dangling.txt")

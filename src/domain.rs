@@ -294,7 +294,8 @@ impl Failure {
         let error = error.in_words();
         tracing::info!(path = %path.display(), stage, "{error}");
         Failure {
-            source_path: path.to_path_buf(),
+            // Lossy: a report is UTF-8, and a name that is not must not cost the report.
+            source_path: PathBuf::from(path.to_string_lossy().into_owned()),
             stage: stage.into(),
             error,
         }

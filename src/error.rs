@@ -7,11 +7,12 @@ pub enum Error {
     #[error("{path}: {problem}")]
     Input { path: PathBuf, problem: String },
 
-    #[error("{path}: unsupported language {lang} (detected with confidence {confidence:.2}); supported: {supported}")]
+    #[error("{path}: unsupported language {lang} ({how}); supported: {supported}")]
     UnsupportedLanguage {
         path: PathBuf,
         lang: String,
-        confidence: f64,
+        /// "declared" or "detected with confidence 0.93".
+        how: String,
         supported: String,
     },
 
@@ -59,11 +60,11 @@ pub enum Error {
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 
-    #[error("{path}: {source}")]
+    /// The OS error is part of the message, not a separate cause: printed once.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -73,7 +74,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         // The reader went away (`| head`): nothing more to say, and nothing went wrong.
         Err(e) if cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", cli::printable(&format!("{e:#}")));
             ExitCode::from(EXIT_ERROR)
         }
     }

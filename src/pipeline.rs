@@ -123,7 +123,7 @@ fn prepare_all(
         .map(|s| {
             tracing::warn!(path = %s.path.display(), "skipped: {}", s.reason);
             SkippedInput {
-                path: s.path,
+                path: PathBuf::from(s.path.to_string_lossy().into_owned()),
                 reason: s.reason,
             }
         })

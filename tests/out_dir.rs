@@ -292,6 +292,25 @@ fn a_second_run_is_refused_stale_pages_set_aside_and_the_umask_honoured() {
 }
 
 #[test]
+fn an_output_path_that_is_a_file_is_refused_by_name() {
+    let s = setup();
+    let file = s.dir.path().join("afile");
+    std::fs::write(&file, "x").unwrap();
+    for out in [file.clone(), file.join("sub")] {
+        let output = Command::new(env!("CARGO_BIN_EXE_crossbrief"))
+            .args(["-q", "run"])
+            .arg(&s.article)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("afile is a file, not a folder"), "{stderr}");
+    }
+}
+
+#[test]
 fn an_output_folder_among_the_inputs_is_refused() {
     let s = setup();
     let inputs = s.article.parent().unwrap();
@@ -322,6 +341,7 @@ fn bad_option_values_are_usage_errors_naming_the_option() {
         ("--beam", "0"),
         ("--batch-rows", "0"),
         ("--batch-tokens", "0"),
+        ("--max-bytes", "0"),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_crossbrief"))
             .args(["run"])

@@ -225,7 +225,7 @@ pub struct RunArgs {
     pub out: PathBuf,
 
     /// Refuse input files larger than this many bytes.
-    #[arg(long, default_value_t = DEFAULT_MAX_BYTES)]
+    #[arg(long, default_value_t = DEFAULT_MAX_BYTES, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_bytes: u64,
 
     /// Never download: use only models already in the local cache.

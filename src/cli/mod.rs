@@ -149,6 +149,20 @@ pub fn context<'a>(
     })
 }
 
+/// `text` safe to print on a terminal: control characters (an escape sequence in a file
+/// name) are shown as `\u{1b}` instead of being sent.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Whether `error` is a write to a closed pipe (`crossbrief translate … | head -1`).
 pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use super::args::RunArgs;
-use super::{context, overrides, EXIT_ERROR, EXIT_PARTIAL};
+use super::{context, overrides, printable, EXIT_ERROR, EXIT_PARTIAL};
 use crate::config::manifest::Catalog;
 use crate::domain::StageStats;
 use crate::engine::device;
@@ -106,14 +106,18 @@ pub fn run(
         );
     }
     for s in &outcome.skipped {
-        eprintln!("skipped: {}: {}", s.path.display(), s.reason);
+        eprintln!(
+            "skipped: {}: {}",
+            printable(&s.path.display().to_string()),
+            s.reason
+        );
     }
     for f in &outcome.failures {
         eprintln!(
             "error: {} ({}): {}",
-            f.source_path.display(),
+            printable(&f.source_path.display().to_string()),
             f.stage,
-            f.error
+            printable(&f.error)
         );
     }
     let mut out = std::io::stdout().lock();

@@ -45,6 +45,8 @@ pub fn escape(text: &str) -> String {
                 out.push(c);
             }
             '#' if out.trim().is_empty() => out.push_str("\\#"),
+            // A terminal escape in a file name must not reach whoever cats the file.
+            c if c.is_control() && c != '\n' => out.push_str(&c.escape_unicode().to_string()),
             _ => out.push(c),
         }
     }
@@ -82,7 +84,18 @@ fn looks_like_entity(text: &str) -> bool {
 
 /// A path as an inline code span, fenced with enough backticks for the ones it holds.
 fn code(path: &std::path::Path) -> String {
-    let text = path.display().to_string();
+    let text: String = path
+        .display()
+        .to_string()
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
     let mut longest = 0;
     let mut run = 0;
     for c in text.chars() {
@@ -223,7 +236,9 @@ pub fn brief_markdown(outcome: &RunOutcome, sources: &[SourceEntry]) -> String {
                 .collect();
             md.push_str(&paragraphs.join("\n\n"));
         }
-        None => md.push_str("*No brief could be written: no article reached the summary stage.*"),
+        None => {
+            md.push_str("*No brief could be written: no article has a summary (see Not included).*")
+        }
     }
     md.push_str("\n\n");
     if marked {

@@ -57,6 +57,18 @@ impl OutDir {
     /// inputs (or holds one), a folder another run holds, one that cannot be written (top
     /// or `articles/`), a disk without [`MIN_FREE_BYTES`] free.
     pub fn claim(path: &Path, inputs: &[PathBuf]) -> Result<OutDir> {
+        if let Some(file) = path
+            .ancestors()
+            .find(|a| !a.as_os_str().is_empty() && a.exists() && !a.is_dir())
+        {
+            return Err(Error::input(
+                path,
+                format!(
+                    "{} is a file, not a folder: choose another --out",
+                    file.display()
+                ),
+            ));
+        }
         let articles = path.join("articles");
         std::fs::create_dir_all(&articles).map_err(|e| Error::io(&articles, e))?;
         let canonical = path.canonicalize().map_err(|e| Error::io(path, e))?;
@@ -78,9 +90,9 @@ impl OutDir {
             // A file really created and removed: permission bits alone miss read-only mounts
             // and say nothing of root.
             staged(&dir.join("probe"), b"probe").map_err(|e| match e {
-                Error::Io { source, .. } => Error::input(
+                Error::Io { error, .. } => Error::input(
                     dir,
-                    format!("output folder is not writable ({source}); nothing was run"),
+                    format!("output folder is not writable ({error}); nothing was run"),
                 ),
                 other => other,
             })?;

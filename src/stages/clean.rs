@@ -99,8 +99,17 @@ impl BoilerplateRules {
     }
 }
 
-/// NFC, one kind of line break, no invisible characters, single spaces, trimmed lines.
+/// Terminal escape sequences (colours, window titles) pasted into a text: control codes, not
+/// language.
+static ANSI_ESCAPE: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+    Regex::new(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+        .expect("a valid pattern")
+});
+
+/// NFC, one kind of line break, no terminal escape sequences or invisible characters, single
+/// spaces, trimmed lines.
 pub fn normalize(text: &str) -> String {
+    let text = ANSI_ESCAPE.replace_all(text, "");
     let nfc: String = text.nfc().collect();
     nfc.replace("\r\n", "\n")
         .replace('\r', "\n")
@@ -258,9 +267,61 @@ pub fn drop_non_text(paragraphs: Vec<String>) -> (Vec<String>, Vec<Removal>) {
     (kept, removed)
 }
 
+/// Markdown structure that is not prose: fenced code blocks are removed (reported), and each
+/// table row becomes its own paragraph (its separator row dropped), so a row's figures are
+/// checked against that row's translation rather than lost in one long paragraph.
+fn markdown_blocks(text: &str) -> (String, Vec<Removal>) {
+    let mut out = String::with_capacity(text.len());
+    let mut removed = Vec::new();
+    let mut code: Option<String> = None;
+    for line in text.lines() {
+        let bare = line.trim();
+        if bare.starts_with("```") || bare.starts_with("~~~") {
+            match code.take() {
+                Some(block) => removed.push(Removal::NotText {
+                    text: block.chars().take(40).collect::<String>() + "…",
+                    chars: block.chars().count(),
+                }),
+                None => code = Some(String::new()),
+            }
+            continue;
+        }
+        if let Some(block) = code.as_mut() {
+            block.push_str(line);
+            block.push('\n');
+            continue;
+        }
+        if bare.starts_with('|') {
+            let separator = bare.chars().all(|c| matches!(c, '|' | '-' | ':' | ' '));
+            if !separator {
+                out.push_str("\n");
+                out.push_str(bare.trim_matches('|').trim());
+                out.push_str("\n\n");
+            }
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if let Some(block) = code {
+        // An unclosed fence: the rest of the file is code.
+        removed.push(Removal::NotText {
+            text: block.chars().take(40).collect::<String>() + "…",
+            chars: block.chars().count(),
+        });
+    }
+    (out, removed)
+}
+
 pub fn deduplicate(text: &str, format: Format) -> Deduplicated {
     let normalized = normalize(text);
-    let (mut paragraphs, not_text) = drop_non_text(split_paragraphs(&normalized));
+    let (normalized, code) = if format == Format::Markdown {
+        markdown_blocks(&normalized)
+    } else {
+        (normalized, Vec::new())
+    };
+    let (mut paragraphs, mut not_text) = drop_non_text(split_paragraphs(&normalized));
+    not_text.extend(code);
     if format == Format::Markdown {
         paragraphs = paragraphs
             .into_iter()
@@ -348,6 +409,35 @@ mod tests {
 
     fn clean(text: &str, lang: &str) -> Cleaned {
         finish(deduplicate(text, Format::Text), &rules(), lang, None)
+    }
+
+    #[test]
+    fn markdown_code_is_removed_and_table_rows_stand_alone() {
+        let text = "Preços de março:\n\n| Produto | Preço |\n|---|:--:|\n| Arroz | 1,50 € |\n| Feijão | 2,10 € |\n\n```sql\nSELECT * FROM t WHERE x = 1;\n```\n\nFim do texto.";
+        let d = deduplicate(text, Format::Markdown);
+        assert_eq!(
+            d.paragraphs,
+            [
+                "Preços de março:",
+                "Produto | Preço",
+                "Arroz | 1,50 €",
+                "Feijão | 2,10 €",
+                "Fim do texto."
+            ]
+        );
+        assert!(
+            matches!(d.removed[..], [Removal::NotText { .. }]),
+            "{:?}",
+            d.removed
+        );
+    }
+
+    #[test]
+    fn terminal_escapes_are_removed() {
+        assert_eq!(
+            normalize("Juros \x1b[31mmantidos\x1b[0m\x1b]0;PWNED\x07 hoje"),
+            "Juros mantidos hoje"
+        );
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub fn prepare(
         flags.push(Flag {
             kind: FlagKind::Input,
             message: format!(
-                "removed {} piece(s) of encoded data or inline images ({} characters without spaces): not language, not translated",
+                "removed {} piece(s) that are not prose (encoded data, inline images, code blocks; {} characters): not translated",
                 not_text.len(),
                 not_text.iter().sum::<usize>()
             ),
@@ -81,7 +81,11 @@ pub fn prepare(
         return Err(Error::UnsupportedLanguage {
             path: path.to_path_buf(),
             lang: lang.code.clone(),
-            confidence: lang.confidence,
+            how: if lang.source == "declared" {
+                "declared in the file".to_string()
+            } else {
+                format!("detected with confidence {:.2}", lang.confidence)
+            },
             supported: supported.join(", "),
         });
     }

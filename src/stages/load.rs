@@ -44,7 +44,15 @@ pub fn collect_inputs(
     let mut skipped = Vec::new();
     let mut seen = BTreeSet::new();
     let excluded = exclude.and_then(|p| p.canonicalize().ok());
-    let mut take = |path: PathBuf, skipped: &mut Vec<Skipped>| {
+    let mut take = |path: PathBuf, skipped: &mut Vec<Skipped>, errors: &mut Vec<Error>| {
+        if path.to_str().is_none() {
+            // Reports name files in UTF-8 (JSON, Markdown): such a name could not be written.
+            errors.push(Error::input(
+                PathBuf::from(path.to_string_lossy().into_owned()),
+                "file name is not valid UTF-8 (shown with \u{FFFD}); rename the file",
+            ));
+            return;
+        }
         let canonical = path.canonicalize().unwrap_or_else(|_| path.clone());
         if excluded
             .as_ref()
@@ -72,6 +80,26 @@ pub fn collect_inputs(
                     found.sort();
                     let mut articles = 0;
                     for entry in found {
+                        let inside_out = excluded.as_ref().is_some_and(|out| {
+                            entry.canonicalize().is_ok_and(|c| c.starts_with(out))
+                        });
+                        if inside_out {
+                            skipped.push(Skipped {
+                                path: entry,
+                                reason: "the output folder".into(),
+                            });
+                            continue;
+                        }
+                        let hidden = entry
+                            .file_name()
+                            .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."));
+                        if hidden {
+                            skipped.push(Skipped {
+                                path: entry,
+                                reason: "hidden file".into(),
+                            });
+                            continue;
+                        }
                         if !has_supported_extension(&entry) {
                             skipped.push(Skipped {
                                 reason: "not a .txt, .md or .json file".into(),
@@ -82,7 +110,7 @@ pub fn collect_inputs(
                         match entry_kind(&entry) {
                             Ok(EntryKind::File) => {
                                 articles += 1;
-                                take(entry, &mut skipped);
+                                take(entry, &mut skipped, &mut errors);
                             }
                             Ok(EntryKind::Folder) => errors.push(Error::input(
                                 &entry,
@@ -104,7 +132,7 @@ pub fn collect_inputs(
                 path,
                 "unsupported file type: expected .txt, .md or .json",
             )),
-            Ok(EntryKind::File) => take(path.clone(), &mut skipped),
+            Ok(EntryKind::File) => take(path.clone(), &mut skipped, &mut errors),
             Err(e) => errors.push(e),
         }
     }
@@ -255,7 +283,7 @@ pub fn load(path: &Path, id: String, max_bytes: u64) -> Result<SourceDoc> {
         })?;
         (article.body, article.title, article.lang)
     } else {
-        let (front, body) = front_matter::split(&text);
+        let (front, body) = front_matter::split(&text).map_err(|e| Error::input(path, e))?;
         (body.to_string(), front.title, front.lang)
     };
     if text.trim().is_empty() {
@@ -283,8 +311,15 @@ pub fn load(path: &Path, id: String, max_bytes: u64) -> Result<SourceDoc> {
         format,
         text,
         declared_title,
-        declared_lang: declared_lang.map(|l| l.trim().to_ascii_lowercase()),
+        declared_lang: declared_lang.and_then(|l| primary_language(&l)),
     })
+}
+
+/// The language of a declared tag, lower-cased: "pt-BR" and "pt_PT" are "pt"; an empty tag is
+/// no declaration (detection decides).
+fn primary_language(tag: &str) -> Option<String> {
+    let primary = tag.trim().split(['-', '_']).next().unwrap_or("").trim();
+    (!primary.is_empty()).then(|| primary.to_ascii_lowercase())
 }
 
 /// UTF-8 (a BOM is dropped) or UTF-16 with its BOM (decoded, and said so); binary data and
@@ -429,6 +464,13 @@ mod tests {
         assert_eq!(names, ["a.md", "b.txt"]);
         assert_eq!(errors.len(), 1);
         assert!(errors[0].to_string().contains("c.pdf"));
+    }
+
+    #[test]
+    fn declared_languages_are_read_as_their_primary_tag() {
+        assert_eq!(primary_language(" pt-BR ").as_deref(), Some("pt"));
+        assert_eq!(primary_language("FR_ca").as_deref(), Some("fr"));
+        assert_eq!(primary_language("  "), None);
     }
 
     #[test]

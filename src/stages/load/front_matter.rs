@@ -19,8 +19,9 @@ struct TomlFields {
 }
 
 /// Splits `text` into its front matter and the article after it (`text` itself when there is
-/// none, or when the block never closes).
-pub fn split(text: &str) -> (FrontMatter, &str) {
+/// none). A block that opens with a fence line and never closes is an error: its fields would
+/// otherwise be read as the article's title and text.
+pub fn split(text: &str) -> Result<(FrontMatter, &str), String> {
     let text_start = text.strip_prefix('\u{FEFF}').unwrap_or(text);
     for fence in ["---", "+++"] {
         let Some(rest) = text_start
@@ -40,12 +41,21 @@ pub fn split(text: &str) -> (FrontMatter, &str) {
                 } else {
                     yaml_fields(block)
                 };
-                return (front, body);
+                return Ok((front, body));
             }
             offset += line.len();
         }
+        let looks_like_fields = rest
+            .lines()
+            .take(3)
+            .any(|l| l.contains(':') || l.contains('='));
+        if looks_like_fields {
+            return Err(format!(
+                "front matter opened with {fence} on the first line never closes (add a {fence} line after its fields)"
+            ));
+        }
     }
-    (FrontMatter::default(), text)
+    Ok((FrontMatter::default(), text))
 }
 
 fn toml_fields(block: &str) -> FrontMatter {
@@ -84,7 +94,9 @@ fn yaml_fields(block: &str) -> FrontMatter {
 
 fn unquote(value: &str) -> String {
     for q in ['"', '\''] {
-        if let Some(inner) = value.strip_prefix(q).and_then(|v| v.strip_suffix(q)) {
+        if let Some(inner) = value.strip_prefix(q) {
+            // An unclosed quote (malformed YAML) still opens no part of the title.
+            let inner = inner.strip_suffix(q).unwrap_or(inner);
             return inner.replace("\\\"", "\"").replace("''", "'");
         }
     }
@@ -98,7 +110,7 @@ mod tests {
     #[test]
     fn yaml_front_matter_is_removed_and_read() {
         let text = "---\ntitle: \"Inflation : ça ralentit\"\nlang: fr\ntags:\n  - eco\n---\n\nL'inflation ralentit.\n";
-        let (front, body) = split(text);
+        let (front, body) = split(text).unwrap();
         assert_eq!(front.title.as_deref(), Some("Inflation : ça ralentit"));
         assert_eq!(front.lang.as_deref(), Some("fr"));
         assert_eq!(body, "\nL'inflation ralentit.\n");
@@ -106,7 +118,8 @@ mod tests {
 
     #[test]
     fn toml_front_matter_is_removed_and_read() {
-        let (front, body) = split("+++\ntitle = 'Juros'\nlanguage = \"pt\"\n+++\nO banco.");
+        let (front, body) =
+            split("+++\ntitle = 'Juros'\nlanguage = \"pt\"\n+++\nO banco.").unwrap();
         assert_eq!(front.title.as_deref(), Some("Juros"));
         assert_eq!(front.lang.as_deref(), Some("pt"));
         assert_eq!(body, "O banco.");
@@ -116,10 +129,14 @@ mod tests {
     fn text_without_a_closed_block_is_left_alone() {
         for text in [
             "--- un tiret\nTexte.",
-            "---\ntitle: x\nno end",
+            "---\nUn filet, puis le texte.",
             "Texte.\n---\n",
         ] {
-            assert_eq!(split(text), (FrontMatter::default(), text));
+            assert_eq!(split(text), Ok((FrontMatter::default(), text)));
         }
+        let unclosed = split("---\ntitle: Juros\nlang: pt\n\nO banco.").unwrap_err();
+        assert!(unclosed.contains("never closes"), "{unclosed}");
+        let (front, _) = split("---\ntitle: \"Banco central\n---\nO banco.").unwrap();
+        assert_eq!(front.title.as_deref(), Some("Banco central"));
     }
 }

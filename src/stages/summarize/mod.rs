@@ -10,7 +10,7 @@ use indicatif::ProgressBar;
 use crate::context::Context;
 use crate::domain::{ArticleOutcome, Flag, FlagKind, StageStats};
 use crate::engine::llm::{Finish, Request};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::language::sentences::{drop_unfinished_last, sentences};
 
 /// A summary as kept: its text (`None` when no sentence held), what was removed, and whether
@@ -56,7 +56,18 @@ pub fn summarize_all(
         .into_iter()
         .zip(articles)
         .map(|(r, article)| {
-            let g = r?;
+            // A request the model cannot take (an article too long for its context) fails
+            // alone, and says that the translation itself is kept.
+            let g = r.map_err(|e| {
+                Error::input(
+                    &article.source_path,
+                    format!(
+                        "no summary ({}); its translation is kept in articles/{}.md",
+                        e.in_words(),
+                        article.id
+                    ),
+                )
+            })?;
             g.record(stage);
             Ok(ground(
                 &trim_summary(&join_list_items(&g.text), g.finish),
