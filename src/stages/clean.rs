@@ -294,7 +294,7 @@ fn markdown_blocks(text: &str) -> (String, Vec<Removal>) {
         if bare.starts_with('|') {
             let separator = bare.chars().all(|c| matches!(c, '|' | '-' | ':' | ' '));
             if !separator {
-                out.push_str("\n");
+                out.push('\n');
                 out.push_str(bare.trim_matches('|').trim());
                 out.push_str("\n\n");
             }
