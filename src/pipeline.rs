@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::config::shard::Shard;
 use crate::context::Context;
 use crate::domain::{ArticleOutcome, Failure, Prepared, RunOutcome, SkippedInput, StageStats};
 use crate::error::{Error, Result};
@@ -24,10 +25,11 @@ pub fn run(
     inputs: &[PathBuf],
     out_dir: &Path,
     max_bytes: u64,
+    shard: Option<Shard>,
 ) -> Result<RunOutcome> {
     let mut stages = Vec::new();
     let (prepared, mut failures, skipped) =
-        prepare_all(ctx, rules, inputs, out_dir, max_bytes, &mut stages);
+        prepare_all(ctx, rules, inputs, out_dir, max_bytes, shard, &mut stages);
 
     let (mut articles, translate_failures) = translate_all(ctx, &prepared, out_dir, &mut stages)?;
     failures.extend(translate_failures);
@@ -115,9 +117,14 @@ fn prepare_all(
     inputs: &[PathBuf],
     out_dir: &Path,
     max_bytes: u64,
+    shard: Option<Shard>,
     stages: &mut Vec<StageStats>,
 ) -> (Vec<Prepared>, Vec<Failure>, Vec<SkippedInput>) {
-    let (files, input_errors, skipped) = load::collect_inputs(inputs, Some(out_dir));
+    let (files, mut input_errors, skipped) = load::collect_inputs(inputs, Some(out_dir));
+    // Errors that belong to no article (a path that does not exist) are reported by shard 0.
+    if shard.is_some_and(|s| s.index != 0) {
+        input_errors.clear();
+    }
     let skipped: Vec<SkippedInput> = skipped
         .into_iter()
         .map(|s| {
@@ -137,7 +144,11 @@ fn prepare_all(
     let mut taken = BTreeSet::new();
     let mut prepared = Vec::new();
     for path in &files {
+        // Ids are given over all the files, in order, so every shard gives each the same.
         let id = load::unique_id(path, &mut taken);
+        if shard.is_some_and(|s| !s.takes(&id)) {
+            continue;
+        }
         match detect::prepare(path, id, max_bytes, ctx.catalog, rules) {
             Ok(p) => prepared.push(p),
             Err(e) => failures.push(Failure::new(path, "load", &e)),

@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::args::RunArgs;
 use super::{context, overrides, printable, EXIT_ERROR, EXIT_PARTIAL};
 use crate::config::manifest::Catalog;
+use crate::config::shard::Shard;
 use crate::domain::StageStats;
 use crate::engine::device;
 use crate::engine::quant::kernel_class;
@@ -34,6 +35,13 @@ pub fn run(
     );
     // Claimed before any model work: a folder that cannot take the outputs, or that another
     // run holds, is refused now rather than after minutes of translation.
+    let shard = match args.shard.as_deref() {
+        None => None,
+        Some("auto") => {
+            Some(Shard::from_env(&|name| std::env::var(name).ok()).map_err(anyhow::Error::msg)?)
+        }
+        Some(text) => Some(Shard::parse(text).map_err(|e| anyhow::anyhow!("--shard {e}"))?),
+    };
     let out_dir = OutDir::claim(&args.out, &args.paths)?;
     let decoding = overrides(&args.decoding);
     let mut ctx = context(
@@ -45,7 +53,14 @@ pub fn run(
         args.no_download,
     )?;
     let rules = BoilerplateRules::load(resources)?;
-    let outcome = pipeline::run(&mut ctx, &rules, &args.paths, &args.out, args.max_bytes)?;
+    let outcome = pipeline::run(
+        &mut ctx,
+        &rules,
+        &args.paths,
+        &args.out,
+        args.max_bytes,
+        shard,
+    )?;
     let record = RunRecord {
         crossbrief_version: env!("CARGO_PKG_VERSION").to_string(),
         profile: catalog.profile_name.clone(),
@@ -65,6 +80,7 @@ pub fn run(
         total_wall_s: started.elapsed().as_secs_f64(),
         peak_memory_mb: output::peak_memory_mb(),
         generation,
+        shard: shard.map(|s| s.to_string()),
     };
     let reports = output::render_reports(&outcome, record.clone())?;
     if let Err(e) = output::write_generation(&out_dir.path, &reports) {

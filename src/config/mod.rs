@@ -5,3 +5,4 @@ pub mod calibration;
 pub mod decoding;
 pub mod manifest;
 pub mod prompts;
+pub mod shard;

@@ -171,6 +171,8 @@ pub struct RunRecord {
     /// This generation of `brief.md` and `brief.json` (both name it): the run's start in
     /// seconds since 1970 and its pid.
     pub generation: String,
+    /// `K/N` when the run took one shard of the articles (`--shard`).
+    pub shard: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
