@@ -309,6 +309,17 @@ pub struct SkippedInput {
     pub reason: String,
 }
 
+impl SkippedInput {
+    pub fn new(path: &Path, reason: &str) -> Self {
+        tracing::warn!(path = %path.display(), "skipped: {reason}");
+        SkippedInput {
+            // Lossy, as a failure's path.
+            path: PathBuf::from(path.to_string_lossy().into_owned()),
+            reason: reason.into(),
+        }
+    }
+}
+
 /// What went wrong in one translated unit (paragraph, line or title), kept per unit so that a
 /// batch spanning several articles can be split back into articles.
 #[derive(Debug, Clone, Default)]

@@ -125,16 +125,6 @@ fn prepare_all(
     if shard.is_some_and(|s| s.index != 0) {
         input_errors.clear();
     }
-    let skipped: Vec<SkippedInput> = skipped
-        .into_iter()
-        .map(|s| {
-            tracing::warn!(path = %s.path.display(), "skipped: {}", s.reason);
-            SkippedInput {
-                path: PathBuf::from(s.path.to_string_lossy().into_owned()),
-                reason: s.reason,
-            }
-        })
-        .collect();
     let mut failures: Vec<Failure> = input_errors
         .iter()
         .map(|e| Failure::new(&error_path(e), "load", e))

@@ -111,16 +111,7 @@ fn every_bad_input_fails_alone_and_good_articles_are_untouched() {
         let path = bad.join(relative);
         let shown = path.display().to_string();
         // What a terminal gets: control characters spelled out (`\u{1b}`), never sent.
-        let on_terminal: String = shown
-            .chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_unicode().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect();
+        let on_terminal = crossbrief::output::printable(&shown);
         match expected["expect"].as_str().unwrap() {
             "refused" => {
                 let want = expected["error"].as_str().unwrap();

@@ -273,12 +273,6 @@ pub struct TranslateArgs {
     #[arg(long)]
     pub no_download: bool,
 
-    /// Take only shard K of N of the articles (those whose id hashes to K mod N), or `auto`:
-    /// CROSSBRIEF_SHARD=K/N, else a Slurm array task, else a Kubernetes Indexed Job
-    /// (JOB_COMPLETION_INDEX out of CROSSBRIEF_SHARD_COUNT).
-    #[arg(long, value_name = "K/N|auto")]
-    pub shard: Option<String>,
-
     #[command(flatten)]
     pub decoding: DecodingArgs,
 }
@@ -330,12 +324,6 @@ pub struct EvalArgs {
     /// Never download: use only models already in the local cache.
     #[arg(long)]
     pub no_download: bool,
-
-    /// Take only shard K of N of the articles (those whose id hashes to K mod N), or `auto`:
-    /// CROSSBRIEF_SHARD=K/N, else a Slurm array task, else a Kubernetes Indexed Job
-    /// (JOB_COMPLETION_INDEX out of CROSSBRIEF_SHARD_COUNT).
-    #[arg(long, value_name = "K/N|auto")]
-    pub shard: Option<String>,
 
     #[command(flatten)]
     pub decoding: DecodingArgs,

@@ -149,19 +149,7 @@ pub fn context<'a>(
     })
 }
 
-/// `text` safe to print on a terminal: control characters (an escape sequence in a file
-/// name) are shown as `\u{1b}` instead of being sent.
-pub fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
+pub use crate::output::printable;
 
 /// Whether `error` is a write to a closed pipe (`crossbrief translate … | head -1`).
 pub fn is_broken_pipe(error: &anyhow::Error) -> bool {

@@ -33,8 +33,6 @@ pub fn run(
             .map_or(0, |d| d.as_secs()),
         std::process::id()
     );
-    // Claimed before any model work: a folder that cannot take the outputs, or that another
-    // run holds, is refused now rather than after minutes of translation.
     let shard = match args.shard.as_deref() {
         None => None,
         Some("auto") => {
@@ -42,6 +40,8 @@ pub fn run(
         }
         Some(text) => Some(Shard::parse(text).map_err(|e| anyhow::anyhow!("--shard {e}"))?),
     };
+    // Claimed before any model work: a folder that cannot take the outputs, or that another
+    // run holds, is refused now rather than after minutes of translation.
     let out_dir = OutDir::claim(&args.out, &args.paths)?;
     let decoding = overrides(&args.decoding);
     let mut ctx = context(
@@ -85,7 +85,7 @@ pub fn run(
     let reports = output::render_reports(&outcome, record.clone())?;
     if let Err(e) = output::write_generation(&out_dir.path, &reports) {
         // The translations are already in articles/; the brief and summaries must not be lost.
-        let kept = match output::rescue(&out_dir.path, &reports) {
+        let kept = match output::rescue(&out_dir.path, &record.generation, &reports) {
             Ok(place) => format!(
                 "the brief, its summaries and brief.json are saved in {}",
                 place.display()

@@ -84,18 +84,7 @@ fn looks_like_entity(text: &str) -> bool {
 
 /// A path as an inline code span, fenced with enough backticks for the ones it holds.
 fn code(path: &std::path::Path) -> String {
-    let text: String = path
-        .display()
-        .to_string()
-        .chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect();
+    let text = super::printable(&path.display().to_string());
     let mut longest = 0;
     let mut run = 0;
     for c in text.chars() {

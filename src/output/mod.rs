@@ -41,6 +41,20 @@ fn staged(path: &Path, contents: &[u8]) -> Result<tempfile::NamedTempFile> {
     Ok(tmp)
 }
 
+/// `text` safe to print on a terminal or write into a report: control characters (an escape
+/// sequence in a file name) are shown as `\u{1b}` instead of being sent.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Free space an output folder needs before a run starts (the sample run writes under 1 MiB).
 pub const MIN_FREE_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -256,14 +270,15 @@ pub fn write_generation(dir: &Path, reports: &[(&'static str, String)]) -> Resul
     Ok(())
 }
 
-/// Where the reports go when the output folder refuses them: a new folder in the system's
-/// temporary directory, else the output folder's `articles/` (which may still take files).
-pub fn rescue(out_dir: &Path, reports: &[(&'static str, String)]) -> Result<PathBuf> {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let temp =
-        std::env::temp_dir().join(format!("crossbrief-unsaved-{}-{stamp}", std::process::id()));
+/// Where the reports of `generation` go when the output folder refuses them: a new folder in
+/// the system's temporary directory, else the output folder's `articles/` (which may still
+/// take files).
+pub fn rescue(
+    out_dir: &Path,
+    generation: &str,
+    reports: &[(&'static str, String)],
+) -> Result<PathBuf> {
+    let temp = std::env::temp_dir().join(format!("crossbrief-unsaved-{generation}"));
     let mut last = None;
     for dir in [temp, out_dir.join("articles")] {
         match std::fs::create_dir_all(&dir)

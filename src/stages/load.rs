@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::domain::{Format, SourceDoc};
+use crate::domain::{Format, SkippedInput, SourceDoc};
 use crate::error::{Error, Result};
 
 pub mod front_matter;
@@ -23,13 +23,6 @@ struct JsonArticle {
     lang: Option<String>,
 }
 
-/// What a folder walk left out, and why (said in the run's output, never silently).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Skipped {
-    pub path: PathBuf,
-    pub reason: String,
-}
-
 /// The files a run reads: folders expanded (their `.txt`, `.md` and `.json` files, sorted),
 /// files kept as given, each file once (by canonical path). Paths that do not exist, special
 /// files (FIFOs, devices, sockets), dangling links and folders named like articles are
@@ -38,13 +31,18 @@ pub struct Skipped {
 pub fn collect_inputs(
     paths: &[PathBuf],
     exclude: Option<&Path>,
-) -> (Vec<PathBuf>, Vec<Error>, Vec<Skipped>) {
+) -> (Vec<PathBuf>, Vec<Error>, Vec<SkippedInput>) {
     let mut files = Vec::new();
     let mut errors = Vec::new();
     let mut skipped = Vec::new();
     let mut seen = BTreeSet::new();
     let excluded = exclude.and_then(|p| p.canonicalize().ok());
-    let mut take = |path: PathBuf, skipped: &mut Vec<Skipped>, errors: &mut Vec<Error>| {
+    let in_output = |path: &Path| {
+        excluded
+            .as_ref()
+            .is_some_and(|out| path.canonicalize().is_ok_and(|c| c.starts_with(out)))
+    };
+    let mut take = |path: PathBuf, skipped: &mut Vec<SkippedInput>, errors: &mut Vec<Error>| {
         if path.to_str().is_none() {
             // Reports name files in UTF-8 (JSON, Markdown): such a name could not be written.
             errors.push(Error::input(
@@ -54,21 +52,13 @@ pub fn collect_inputs(
             return;
         }
         let canonical = path.canonicalize().unwrap_or_else(|_| path.clone());
-        if excluded
-            .as_ref()
-            .is_some_and(|out| canonical.starts_with(out))
-        {
-            skipped.push(Skipped {
-                path,
-                reason: "inside the output folder".into(),
-            });
-        } else if seen.insert(canonical) {
+        if seen.insert(canonical) {
             files.push(path);
         } else {
-            skipped.push(Skipped {
-                path,
-                reason: "the same file was given already: read once".into(),
-            });
+            skipped.push(SkippedInput::new(
+                &path,
+                "the same file was given already: read once",
+            ));
         }
     };
     for path in paths {
@@ -80,31 +70,20 @@ pub fn collect_inputs(
                     found.sort();
                     let mut articles = 0;
                     for entry in found {
-                        let inside_out = excluded.as_ref().is_some_and(|out| {
-                            entry.canonicalize().is_ok_and(|c| c.starts_with(out))
-                        });
-                        if inside_out {
-                            skipped.push(Skipped {
-                                path: entry,
-                                reason: "the output folder".into(),
-                            });
+                        if in_output(&entry) {
+                            skipped.push(SkippedInput::new(&entry, "inside the output folder"));
                             continue;
                         }
                         let hidden = entry
                             .file_name()
                             .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."));
                         if hidden {
-                            skipped.push(Skipped {
-                                path: entry,
-                                reason: "hidden file".into(),
-                            });
+                            skipped.push(SkippedInput::new(&entry, "hidden file"));
                             continue;
                         }
                         if !has_supported_extension(&entry) {
-                            skipped.push(Skipped {
-                                reason: "not a .txt, .md or .json file".into(),
-                                path: entry,
-                            });
+                            skipped
+                                .push(SkippedInput::new(&entry, "not a .txt, .md or .json file"));
                             continue;
                         }
                         match entry_kind(&entry) {
@@ -132,6 +111,9 @@ pub fn collect_inputs(
                 path,
                 "unsupported file type: expected .txt, .md or .json",
             )),
+            Ok(EntryKind::File) if in_output(path) => {
+                skipped.push(SkippedInput::new(path, "inside the output folder"))
+            }
             Ok(EntryKind::File) => take(path.clone(), &mut skipped, &mut errors),
             Err(e) => errors.push(e),
         }
