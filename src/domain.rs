@@ -71,6 +71,8 @@ pub struct Detection {
 /// A cleaned article with its language, ready to translate.
 #[derive(Debug, Clone)]
 pub struct Prepared {
+    /// Its place among all the run's input files (the order sources are numbered in).
+    pub position: usize,
     pub doc: SourceDoc,
     pub lang: Detection,
     pub cleaned: Cleaned,
@@ -303,7 +305,7 @@ impl Failure {
 }
 
 /// An input the run did not read, and why (another file type, a file given twice).
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SkippedInput {
     pub path: PathBuf,
     pub reason: String,
@@ -468,6 +470,10 @@ impl Translated {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ArticleOutcome {
     pub id: String,
+    /// Its place among all the run's input files: a shard's articles keep their place in
+    /// the whole, so a merged brief numbers its sources as one run would.
+    #[serde(default)]
+    pub position: usize,
     pub source_path: PathBuf,
     pub language: String,
     pub language_confidence: f64,
@@ -493,7 +499,7 @@ pub struct ArticleOutcome {
     #[serde(default)]
     pub summary_low_confidence: bool,
     /// The cleaned original (title and paragraphs), which facts are checked against.
-    #[serde(skip)]
+    #[serde(default)]
     pub original: String,
     pub removed: Vec<Removal>,
 }

@@ -5,7 +5,8 @@
 //! [`output`] writes the files. [`pipeline`] only orchestrates them. Beneath the stages:
 //! [`domain`] (the types they share), [`language`] (language packs: numbers, names, dates,
 //! sentences), [`config`] (manifests, profiles, prompts, decoding settings) and [`engine`]
-//! (the models: hub, LLM and Marian engines, quantized kernels). [`cli`] and [`eval`] sit on
+//! (the models: hub, LLM and Marian engines, quantized kernels), which keep finished work in
+//! [`store`]. [`cli`] and [`eval`] sit on
 //! top. `tests/architecture.rs` holds the imports to that order.
 
 pub mod cli;
@@ -21,5 +22,6 @@ pub mod pipeline;
 pub mod progress;
 pub mod resources;
 pub mod stages;
+pub mod store;
 
 pub use error::{Error, Result};

@@ -80,13 +80,58 @@ pub fn run(
     bar.finish_and_clear();
     stage.finish(started);
     stages.push(stage);
+    // A shard's brief would cover a random part of the stories: `merge` writes the brief.
+    let write_brief = shard.is_none();
+    Ok(brief_stage(
+        ctx,
+        articles,
+        failures,
+        skipped,
+        stages,
+        out_dir,
+        write_brief,
+    ))
+}
 
-    // Brief, and where its sources differ.
+/// The brief of articles that sharded runs translated and summarized (their `brief.json`
+/// records, in any order): their pages are written again into `out_dir` and the brief is
+/// written over all of them, as one run over all their inputs would.
+pub fn merge(
+    ctx: &mut Context,
+    mut articles: Vec<ArticleOutcome>,
+    mut failures: Vec<Failure>,
+    skipped: Vec<SkippedInput>,
+    stages: Vec<StageStats>,
+    out_dir: &Path,
+) -> RunOutcome {
+    // A single run keeps its inputs' order; every shard numbered them over all inputs.
+    articles.sort_by_key(|a| a.position);
+    for a in &articles {
+        failures.extend(write_page(out_dir, a));
+    }
+    brief_stage(ctx, articles, failures, skipped, stages, out_dir, true)
+}
+
+/// Where its sources differ and, with `write_brief`, the brief, over finished articles.
+fn brief_stage(
+    ctx: &mut Context,
+    articles: Vec<ArticleOutcome>,
+    mut failures: Vec<Failure>,
+    skipped: Vec<SkippedInput>,
+    mut stages: Vec<StageStats>,
+    out_dir: &Path,
+    write_brief: bool,
+) -> RunOutcome {
     let differences = brief::differences_of(&articles);
     let started = Instant::now();
     let mut stage = StageStats::new("brief");
     let bar = ctx.progress.stage("brief", 1, "brief");
-    let (brief, brief_sentences, brief_flags) = match brief::brief_of(ctx, &articles, &mut stage) {
+    let briefed = if write_brief {
+        brief::brief_of(ctx, &articles, &mut stage)
+    } else {
+        Ok(None)
+    };
+    let (brief, brief_sentences, brief_flags) = match briefed {
         Ok(Some(b)) => (Some(b.text), b.sentences, b.flags),
         Ok(None) => (None, Vec::new(), Vec::new()),
         Err(e) => {
@@ -97,8 +142,12 @@ pub fn run(
     bar.finish_and_clear();
     stage.finish(started);
     stages.push(stage);
+    // In flow order, then by file: the same whichever shard or batch met them.
+    failures.sort_by(|a, b| {
+        (stage_rank(&a.stage), &a.source_path).cmp(&(stage_rank(&b.stage), &b.source_path))
+    });
 
-    Ok(RunOutcome {
+    RunOutcome {
         articles,
         failures,
         skipped,
@@ -107,7 +156,15 @@ pub fn run(
         brief_flags,
         differences,
         stages,
-    })
+    }
+}
+
+/// Where a failure's stage comes in the flow.
+fn stage_rank(stage: &str) -> usize {
+    ["load", "translate", "write", "summarize", "brief"]
+        .iter()
+        .position(|s| *s == stage)
+        .unwrap_or(usize::MAX)
 }
 
 /// Load, clean and detect every input file; a file that fails is a failure, the rest go on.
@@ -133,14 +190,15 @@ fn prepare_all(
     let mut stage = StageStats::new("clean");
     let mut taken = BTreeSet::new();
     let mut prepared = Vec::new();
-    for path in &files {
-        // Ids are given over all the files, in order, so every shard gives each the same.
+    for (position, path) in files.iter().enumerate() {
+        // Ids and places are given over all the files, in order, so every shard gives each
+        // the same.
         let id = load::unique_id(path, &mut taken);
         if shard.is_some_and(|s| !s.takes(&id)) {
             continue;
         }
         match detect::prepare(path, id, max_bytes, ctx.catalog, rules) {
-            Ok(p) => prepared.push(p),
+            Ok(p) => prepared.push(Prepared { position, ..p }),
             Err(e) => failures.push(Failure::new(path, "load", &e)),
         }
         stage.items += 1;

@@ -176,7 +176,7 @@ fn rank(module: &str) -> usize {
         "error" | "resources" | "progress" => 0,
         "domain" => 1,
         "language" => 2,
-        "config" => 3,
+        "config" | "store" => 3,
         "engine" => 4,
         "context" => 5,
         "stages" => {

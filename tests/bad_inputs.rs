@@ -31,6 +31,8 @@ fn run(args: &[PathBuf], out: &Path, timeout_s: u32) -> Output {
         .arg(env!("CARGO_BIN_EXE_crossbrief"))
         .current_dir(root())
         .env("XDG_CONFIG_HOME", out.with_extension("config"))
+        // Every unit computed: a test never takes work from another's store.
+        .env("CROSSBRIEF_NO_CACHE", "1")
         .args(["-q", "run"])
         .args(args)
         .arg("--out")

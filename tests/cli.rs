@@ -10,7 +10,10 @@ use predicates::str::contains;
 
 fn crossbrief() -> Command {
     let mut cmd = Command::cargo_bin("crossbrief").unwrap();
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).arg("-q");
+    // Every unit computed: a test never takes work from another's store.
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CROSSBRIEF_NO_CACHE", "1")
+        .arg("-q");
     cmd
 }
 
@@ -463,6 +466,8 @@ fn the_binary_carries_its_resources() {
     let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("crossbrief"))
         .current_dir("/")
         .env("XDG_CONFIG_HOME", tempfile::tempdir().unwrap().path())
+        // Every unit computed: a test never takes work from another's store.
+        .env("CROSSBRIEF_NO_CACHE", "1")
         .args(["models", "list", "--json"])
         .output()
         .unwrap();

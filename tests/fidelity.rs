@@ -115,6 +115,8 @@ fn instructions_inside_an_article_are_content() {
     Command::cargo_bin("crossbrief")
         .unwrap()
         .current_dir(root())
+        // Every unit computed: a test never takes work from another's store.
+        .env("CROSSBRIEF_NO_CACHE", "1")
         .args([
             "-q",
             "run",

@@ -45,6 +45,8 @@ fn sample_run() -> &'static SampleRun {
             .current_dir(root())
             // The built-in resources only: a user's ~/.config/crossbrief must not change them.
             .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            // Every unit computed: a test never takes work from another's store.
+            .env("CROSSBRIEF_NO_CACHE", "1")
             .args(["-q", "run", FIXTURES, "--out"])
             .arg(&out)
             .assert()

@@ -63,6 +63,8 @@ fn command(s: &Setup, extra: &[&str]) -> Command {
     .arg(env!("CARGO_BIN_EXE_crossbrief"))
     .current_dir(root())
     .env("XDG_CONFIG_HOME", s.dir.path().join("config"))
+    // Every unit computed: a test never takes work from another's store.
+    .env("CROSSBRIEF_NO_CACHE", "1")
     .env("TMPDIR", s.dir.path())
     .args(["-q", "run"])
     .arg(&s.article)
@@ -227,6 +229,8 @@ fn a_second_run_is_refused_stale_pages_set_aside_and_the_umask_honoured() {
             .arg(env!("CARGO_BIN_EXE_crossbrief"))
             .current_dir(root())
             .env("XDG_CONFIG_HOME", s.dir.path().join("config"))
+            // Every unit computed: a test never takes work from another's store.
+            .env("CROSSBRIEF_NO_CACHE", "1")
             .args(["-q", "run"])
             .arg(&s.article)
             .arg("--out")
@@ -317,6 +321,8 @@ fn an_output_folder_among_the_inputs_is_refused() {
     let output = Command::new(env!("CARGO_BIN_EXE_crossbrief"))
         .current_dir(root())
         .env("XDG_CONFIG_HOME", s.dir.path().join("config"))
+        // Every unit computed: a test never takes work from another's store.
+        .env("CROSSBRIEF_NO_CACHE", "1")
         .args(["-q", "run"])
         .arg(inputs)
         .arg("--out")

@@ -110,7 +110,7 @@ fn check_outputs(engine: &MarianEngine, expected: &Value) {
     }
     // All four in one padded batch, as the pipeline would run them.
     let hyps = engine
-        .translate_ids(&sources, 1, &mut BatchStats::default(), &mut |_| {})
+        .translate_ids(&sources, 1, &mut BatchStats::default(), &mut |_, _| {})
         .unwrap();
     for (case, nbest) in cases.iter().zip(hyps) {
         let hyp = &nbest[0];

@@ -13,6 +13,9 @@ const AFTER_HELP: &str = "\
 Examples:
   crossbrief run articles/ --out out        translate, summarize and brief a folder
   crossbrief translate --from fr article.txt
+  crossbrief run articles/ --shard 0/3 --out s0   one third of the articles
+  crossbrief merge s0 s1 s2 --out out       one brief from three shards
+  crossbrief cache prune --older-than 30d   forget work not reused for a month
   crossbrief models fetch                   download the profile's models
   crossbrief eval --from pt --src pt.txt --ref en.txt --json
   crossbrief completions bash > /etc/bash_completion.d/crossbrief
@@ -33,6 +36,9 @@ Environment:
   HF_ENDPOINT            Hugging Face hub address
   HF_HUB_OFFLINE=1       never download; use the cache only
   RUST_LOG               log filter (overrides -v/-q), e.g. crossbrief=debug
+  CROSSBRIEF_CACHE       default for --cache (the work store)
+  CROSSBRIEF_NO_CACHE=1  as --no-cache
+  CROSSBRIEF_SHARD=K/N   the shard of --shard auto (else Slurm's or Kubernetes' variables)
   CROSSBRIEF_RECORD_PROMPTS=FILE   append every LLM prompt to FILE (for crossbrief bench llm)";
 
 #[derive(Debug, Parser)]
@@ -110,6 +116,35 @@ pub enum Command {
     Man,
     /// Print the JSON Schema of brief.json.
     Schema,
+    /// Write one brief from the outputs of sharded runs (`run --shard K/N`), as a single
+    /// run over all their articles would.
+    Merge(MergeArgs),
+    /// Inspect or prune the work store.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' output folders (each written by `crossbrief run --shard K/N`).
+    #[arg(required = true)]
+    pub shards: Vec<PathBuf>,
+
+    /// Output folder for the merged brief.md, brief.json and articles/.
+    #[arg(long, short)]
+    pub out: PathBuf,
+
+    /// Never download: use only models already in the local cache.
+    #[arg(long)]
+    pub no_download: bool,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    #[command(flatten)]
+    pub decoding: DecodingArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -239,7 +274,46 @@ pub struct RunArgs {
     pub shard: Option<String>,
 
     #[command(flatten)]
+    pub store: StoreArgs,
+
+    #[command(flatten)]
     pub decoding: DecodingArgs,
+}
+
+/// Where finished work is kept for re-runs.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// The work store's folder: finished translations and summaries are kept there, and a
+    /// re-run (after a kill, or over a grown folder) takes them instead of computing them
+    /// again. Default: crossbrief/ in the user's cache directory.
+    #[arg(long, value_name = "DIR", env = "CROSSBRIEF_CACHE")]
+    pub cache: Option<PathBuf>,
+
+    /// Neither read nor write the work store: compute everything.
+    #[arg(long, env = "CROSSBRIEF_NO_CACHE", value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_cache: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// Entries, size and ages of the work store.
+    Stats {
+        /// The store's folder (default: crossbrief/ in the user's cache directory).
+        #[arg(long, value_name = "DIR", env = "CROSSBRIEF_CACHE")]
+        cache: Option<PathBuf>,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove corrupt entries and leftover temporary files, and with --older-than every
+    /// entry not used for that long.
+    Prune {
+        #[arg(long, value_name = "DIR", env = "CROSSBRIEF_CACHE")]
+        cache: Option<PathBuf>,
+        /// Also remove entries not used for this long: 30d, 12h, 90min, 1w.
+        #[arg(long, value_name = "D", value_parser = humantime::parse_duration)]
+        older_than: Option<std::time::Duration>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -7,8 +7,10 @@
 
 pub mod args;
 pub mod bench;
+pub mod cache;
 pub mod docs;
 pub mod eval;
+pub mod merge;
 pub mod models;
 pub mod run;
 pub mod translate;
@@ -26,8 +28,9 @@ use crate::engine::registry::Registry;
 use crate::language::{self, Packs};
 use crate::progress::Progress;
 use crate::resources::Resources;
-use args::DecodingArgs;
+use crate::store::WorkStore;
 pub use args::{Cli, Command};
+use args::{DecodingArgs, StoreArgs};
 
 /// An error: the command could not do its work (missing resources, a bad file given to
 /// translate or eval, an output folder it cannot write).
@@ -44,6 +47,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Completions { shell } => return docs::completions(*shell),
         Command::Man => return docs::man(),
         Command::Schema => return docs::schema(),
+        Command::Cache { action } => return cache::cache(action),
         _ => {}
     }
     let resources = Resources::locate(cli.resources.as_deref())?;
@@ -100,7 +104,19 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench { action } => {
             bench::bench(&cli.device, &resources, &catalog, progress, action)
         }
-        Command::Calibrate(_) | Command::Completions { .. } | Command::Man | Command::Schema => {
+        Command::Merge(args) => merge::merge(
+            &cli.device.open()?,
+            &resources,
+            &catalog,
+            progress,
+            args,
+            cli.quiet,
+        ),
+        Command::Calibrate(_)
+        | Command::Completions { .. }
+        | Command::Man
+        | Command::Schema
+        | Command::Cache { .. } => {
             unreachable!("handled above")
         }
     }
@@ -115,6 +131,50 @@ pub fn single_threaded_kernels() {
         if std::env::var_os(var).is_none() {
             std::env::set_var(var, "1");
         }
+    }
+}
+
+/// The work store a run keeps its units in: `--cache`, `CROSSBRIEF_CACHE` or the user's cache
+/// directory; none with `--no-cache`. One that cannot be opened costs the reuse, not the run.
+pub fn open_store(args: &StoreArgs) -> Option<std::sync::Arc<WorkStore>> {
+    if args.no_cache {
+        return None;
+    }
+    let Some(root) = args.cache.clone().or_else(WorkStore::default_root) else {
+        eprintln!("warning: no cache directory is known (set --cache or CROSSBRIEF_CACHE); nothing from this run can be reused");
+        return None;
+    };
+    match WorkStore::open(&root) {
+        Ok(store) => Some(std::sync::Arc::new(store)),
+        Err(e) => {
+            eprintln!("warning: the work store cannot be opened ({e}); nothing from this run can be reused");
+            None
+        }
+    }
+}
+
+/// The store's line for the end of a run.
+pub fn report_store(record: Option<&crate::store::StoreRecord>, quiet: bool) {
+    let Some(r) = record else { return };
+    for entry in &r.corrupt_entries {
+        eprintln!(
+            "warning: work store entry {} was corrupt: removed, its unit computed again",
+            printable(&entry.display().to_string())
+        );
+    }
+    if let Some(e) = &r.write_error {
+        eprintln!(
+            "warning: the work store could not be written ({e}); this run's work is not reusable"
+        );
+    }
+    if !quiet {
+        eprintln!(
+            "work store {}: {} unit(s) reused, {} computed, {} corrupt recomputed",
+            printable(&r.path.display().to_string()),
+            r.total.reused,
+            r.total.computed,
+            r.total.corrupt
+        );
     }
 }
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use super::args::RunArgs;
-use super::{context, overrides, printable, EXIT_ERROR, EXIT_PARTIAL};
+use super::{context, open_store, overrides, printable, report_store, EXIT_ERROR, EXIT_PARTIAL};
 use crate::config::manifest::Catalog;
 use crate::config::shard::Shard;
 use crate::domain::StageStats;
@@ -52,6 +52,8 @@ pub fn run(
         decoding,
         args.no_download,
     )?;
+    let store = open_store(&args.store);
+    ctx.registry.set_store(store.clone());
     let rules = BoilerplateRules::load(resources)?;
     let outcome = pipeline::run(
         &mut ctx,
@@ -81,6 +83,8 @@ pub fn run(
         peak_memory_mb: output::peak_memory_mb(),
         generation,
         shard: shard.map(|s| s.to_string()),
+        merged_shards: Vec::new(),
+        store: store.as_ref().map(|s| s.record()),
     };
     let reports = output::render_reports(&outcome, record.clone())?;
     if let Err(e) = output::write_generation(&out_dir.path, &reports) {
@@ -110,6 +114,7 @@ pub fn run(
         Err(e) => eprintln!("warning: could not set aside an earlier run's pages: {e}"),
     }
 
+    report_store(record.store.as_ref(), quiet);
     if !quiet {
         print_stages(&record.stages);
         eprintln!(

@@ -2,6 +2,7 @@
 //! (files, checksums, origin) for the run record.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::Device;
@@ -12,6 +13,7 @@ use crate::engine::hub::{ResolvedFile, Resolver};
 use crate::engine::llm::{ChatSettings, LlmEngine};
 use crate::engine::marian::MarianEngine;
 use crate::error::{Error, Result};
+use crate::store::{KeyBuilder, ModelStore, WorkStore};
 
 /// A loaded model: a prompted LLM or a dedicated encoder–decoder translator.
 pub enum Engine {
@@ -35,6 +37,8 @@ pub struct Registry<'a> {
     allow_download: bool,
     engines: BTreeMap<String, std::result::Result<Engine, String>>,
     pub records: Vec<ModelRecord>,
+    /// The work store the engines loaded from now on keep their results in.
+    store: Option<Arc<WorkStore>>,
 }
 
 impl<'a> Registry<'a> {
@@ -51,7 +55,13 @@ impl<'a> Registry<'a> {
             allow_download,
             engines: BTreeMap::new(),
             records: Vec::new(),
+            store: None,
         }
+    }
+
+    /// Engines loaded after this keep each finished unit in `store` and reuse what it holds.
+    pub fn set_store(&mut self, store: Option<Arc<WorkStore>>) {
+        self.store = store;
     }
 
     /// The LLM `name`, loading it the first time.
@@ -86,7 +96,17 @@ impl<'a> Registry<'a> {
         let manifest = self.catalog.model(name)?;
         let started = Instant::now();
         let files = self.resolver.resolve_all(manifest, self.allow_download)?;
-        let engine = build(manifest, &files, &self.device)?;
+        let mut engine = build(manifest, &files, &self.device)?;
+        if let Some(store) = &self.store {
+            let own = Some(ModelStore::new(
+                store.clone(),
+                fingerprint(&files, &self.device),
+            ));
+            match &mut engine {
+                Engine::Llm(e) => e.set_store(own),
+                Engine::Translator(e) => e.set_store(own),
+            }
+        }
         let load_s = started.elapsed().as_secs_f64();
         tracing::info!(model = name, seconds = load_s, "model loaded");
         self.records.push(ModelRecord {
@@ -98,6 +118,27 @@ impl<'a> Registry<'a> {
         });
         Ok(engine)
     }
+}
+
+/// What a model's results depend on besides its inputs and settings: its files' contents
+/// and the kind of device that runs it (a GPU's kernels round differently from a CPU's).
+fn fingerprint(files: &[ResolvedFile], device: &Device) -> String {
+    let mut key = KeyBuilder::new("model");
+    let mut sums: Vec<(String, &str)> = files
+        .iter()
+        .map(|f| (format!("{:?}", f.role), f.sha256.as_str()))
+        .collect();
+    sums.sort();
+    for (role, sha) in sums {
+        key.text(&role).text(sha);
+    }
+    let backend = match device {
+        Device::Cpu => "cpu",
+        Device::Cuda(_) => "cuda",
+        Device::Metal(_) => "metal",
+    };
+    key.text(backend);
+    key.finish().as_str().to_string()
 }
 
 /// The engine a manifest describes, from its resolved files: the engines themselves take

@@ -2,10 +2,12 @@
 //! the committed copy is `docs/brief.schema.json`, held to the types by a test).
 
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::{Report, ReportView, RunRecord, SourceEntry};
-use crate::domain::{ArticleOutcome, BriefSentence, Difference, Failure, Flag, SkippedInput};
+use super::{DecodingRecord, Report, ReportView, RunRecord, SourceEntry};
+use crate::domain::{
+    ArticleOutcome, BriefSentence, Difference, Failure, Flag, SkippedInput, StageStats,
+};
 use crate::error::{Error, Result};
 
 /// The current `schema_version` of `brief.json`.
@@ -65,4 +67,42 @@ impl Report for Json {
 pub fn schema() -> String {
     let schema = schemars::schema_for!(BriefJson);
     serde_json::to_string_pretty(&schema).expect("a schema serializes") + "\n"
+}
+
+/// What `crossbrief merge` reads of a shard's `brief.json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ShardReport {
+    pub schema_version: u32,
+    pub articles: Vec<ArticleOutcome>,
+    pub failures: Vec<Failure>,
+    pub skipped: Vec<SkippedInput>,
+    pub run: ShardRun,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ShardRun {
+    pub profile: String,
+    pub decoding: DecodingRecord,
+    pub stages: Vec<StageStats>,
+    pub shard: Option<String>,
+}
+
+/// The `brief.json` of the run that wrote `dir`.
+pub fn read_shard(dir: &std::path::Path) -> Result<ShardReport> {
+    let path = dir.join("brief.json");
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let report: ShardReport = serde_json::from_slice(&bytes).map_err(|e| Error::Input {
+        path: path.clone(),
+        problem: format!("not a crossbrief brief.json: {e}"),
+    })?;
+    if report.schema_version != SCHEMA_VERSION {
+        return Err(Error::input(
+            &path,
+            format!(
+                "schema_version {} (this crossbrief reads {SCHEMA_VERSION}): run the shard again with this version",
+                report.schema_version
+            ),
+        ));
+    }
+    Ok(report)
 }

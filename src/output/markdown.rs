@@ -19,7 +19,7 @@ impl Report for Markdown {
     }
 
     fn render(&self, view: &ReportView) -> Result<String> {
-        let mut md = brief_markdown(view.outcome, &view.sources);
+        let mut md = brief_markdown(view.outcome, &view.sources, view.run.shard.as_deref());
         md.push_str(&format!(
             "\n*Generation {} (brief.json names the same).*\n",
             view.run.generation
@@ -199,7 +199,12 @@ pub fn reliability(a: &ArticleOutcome) -> String {
 }
 
 /// The Markdown of `brief.md`.
-pub fn brief_markdown(outcome: &RunOutcome, sources: &[SourceEntry]) -> String {
+/// `shard` names the shard a run took (`K/N`): its brief is left to `crossbrief merge`.
+pub fn brief_markdown(
+    outcome: &RunOutcome,
+    sources: &[SourceEntry],
+    shard: Option<&str>,
+) -> String {
     let mut md = String::from("# News brief\n\n");
     let mut marked = false;
     match &outcome.brief {
@@ -225,9 +230,14 @@ pub fn brief_markdown(outcome: &RunOutcome, sources: &[SourceEntry]) -> String {
                 .collect();
             md.push_str(&paragraphs.join("\n\n"));
         }
-        None => {
-            md.push_str("*No brief could be written: no article has a summary (see Not included).*")
-        }
+        None => match shard {
+            Some(shard) => md.push_str(&format!(
+                "*Shard {shard} of a run: its articles are below; `crossbrief merge` writes the brief over every shard.*"
+            )),
+            None => md.push_str(
+                "*No brief could be written: no article has a summary (see Not included).*",
+            ),
+        },
     }
     md.push_str("\n\n");
     if marked {

@@ -11,11 +11,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::{ArticleOutcome, RunOutcome, StageStats};
 use crate::engine::registry::ModelRecord;
 use crate::error::{Error, Result};
+use crate::store::StoreRecord;
 
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     staged(path, contents)?
@@ -187,9 +188,13 @@ pub struct RunRecord {
     pub generation: String,
     /// `K/N` when the run took one shard of the articles (`--shard`).
     pub shard: Option<String>,
+    /// For `crossbrief merge`: the shards merged (`K/N` from their folders).
+    pub merged_shards: Vec<String>,
+    /// What the run took from and added to the work store (`None` with `--no-cache`).
+    pub store: Option<StoreRecord>,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DecodingRecord {
     /// The values given on the command line (`None`: each model's manifest value).
     pub temperature: Option<f64>,

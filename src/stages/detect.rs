@@ -106,6 +106,8 @@ pub fn prepare(
         ));
     }
     Ok(Prepared {
+        // The caller knows its place among the inputs.
+        position: 0,
         doc,
         lang,
         cleaned,

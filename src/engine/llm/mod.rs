@@ -21,6 +21,7 @@ use tokenizers::Tokenizer;
 use crate::config::decoding::Decoding;
 use crate::domain::{ChatMessage, StageStats};
 use crate::error::{Error, Result};
+use crate::store::{Key, ModelStore};
 pub use family::{CausalLm, LmShape};
 use gguf::GgufModel;
 use kv_cache::KvCache;
@@ -73,6 +74,8 @@ pub struct Request {
     pub max_new_tokens: usize,
     /// This row's own sampling, where it differs from the call's (consensus candidates).
     pub sampling: Option<Decoding>,
+    /// What it is for (translate, summarize, brief): the work store counts by it.
+    pub task: &'static str,
 }
 
 impl Request {
@@ -81,13 +84,20 @@ impl Request {
             messages,
             max_new_tokens,
             sampling: None,
+            task: "generate",
         }
+    }
+
+    pub fn for_task(self, task: &'static str) -> Self {
+        Request { task, ..self }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct Generation {
     pub text: String,
+    /// Taken from the work store: nothing was computed (the token counts are 0).
+    pub from_store: bool,
     /// Prompt tokens prefilled by this call.
     pub prompt_tokens: usize,
     /// Prompt tokens whose cached keys and values were reused.
@@ -100,6 +110,39 @@ pub struct Generation {
     /// temperature), and the entropy of the distribution it was drawn from.
     pub logprobs: Vec<f32>,
     pub entropies: Vec<f32>,
+}
+
+/// The version of the generation algorithm in work-store keys: raise it when a change to the
+/// engine changes what a prompt generates.
+const STORE_VERSION: u64 = 1;
+const STORE_KIND: &str = "llm";
+
+/// A generation as the work store keeps it: what it produced, not what it cost.
+#[derive(Serialize, serde::Deserialize)]
+struct StoredGeneration {
+    text: String,
+    finish: Finish,
+    ids: Vec<u32>,
+    #[serde(with = "crate::store::exact_f32s")]
+    logprobs: Vec<f32>,
+    #[serde(with = "crate::store::exact_f32s")]
+    entropies: Vec<f32>,
+}
+
+impl From<StoredGeneration> for Generation {
+    fn from(s: StoredGeneration) -> Self {
+        Generation {
+            text: s.text,
+            from_store: true,
+            prompt_tokens: 0,
+            reused_tokens: 0,
+            new_tokens: 0,
+            finish: s.finish,
+            ids: s.ids,
+            logprobs: s.logprobs,
+            entropies: s.entropies,
+        }
+    }
 }
 
 /// One prompt of a `generate_batch` call as `CROSSBRIEF_RECORD_PROMPTS` writes it (a JSON
@@ -168,6 +211,9 @@ struct Prepared {
     ids: Vec<u32>,
     budget: usize,
     sampling: Option<Decoding>,
+    /// Its work-store key, when the engine has a store, and what it is for.
+    key: Option<Key>,
+    task: &'static str,
 }
 
 pub struct LlmEngine {
@@ -193,6 +239,8 @@ pub struct LlmEngine {
     calls: usize,
     /// Decode every row to its full budget, stop tokens or not (throughput benchmarks only).
     ignore_stops: bool,
+    /// Where finished generations are kept and looked up, if anywhere.
+    store: Option<ModelStore>,
 }
 
 impl LlmEngine {
@@ -244,6 +292,7 @@ impl LlmEngine {
             record_to: std::env::var_os("CROSSBRIEF_RECORD_PROMPTS").map(Into::into),
             calls: 0,
             ignore_stops: false,
+            store: None,
         })
     }
 
@@ -348,6 +397,29 @@ impl LlmEngine {
         self.ignore_stops = ignore;
     }
 
+    /// Keeps each finished generation in `store`, and takes from it any already made.
+    pub fn set_store(&mut self, store: Option<ModelStore>) {
+        self.store = store;
+    }
+
+    /// The work-store key of a prompt: its exact tokens (template, instructions and data as
+    /// this tokenizer read them), its budget, its sampling and the stop tokens.
+    fn store_key(&self, ids: &[u32], budget: usize, decoding: Decoding) -> Option<Key> {
+        // Benchmarks that decode past stop tokens make no real output.
+        if self.ignore_stops {
+            return None;
+        }
+        let store = self.store.as_ref()?;
+        let mut key = store.key(STORE_KIND, STORE_VERSION);
+        key.ids(ids).number(budget as u64).ids(&self.stop_ids);
+        key.float(decoding.temperature);
+        // Greedy decoding does not read the seed or top-p.
+        if decoding.temperature > 0.0 {
+            key.float(decoding.top_p).number(decoding.seed);
+        }
+        Some(key.finish())
+    }
+
     pub fn set_batch_rows(&mut self, rows: usize) {
         self.batch_rows = rows.max(1);
     }
@@ -383,7 +455,8 @@ impl LlmEngine {
             })
             .collect::<Result<Vec<_>>>()?;
         let sampling: Vec<Option<Decoding>> = requests.iter().map(|r| r.sampling).collect();
-        self.generate_rows(&prepared, &sampling, decoding, on_done)
+        let tasks: Vec<&'static str> = requests.iter().map(|r| r.task).collect();
+        self.generate_rows(&prepared, &sampling, &tasks, decoding, on_done)
     }
 
     /// `generate_batch` on prompts already tokenized: `(prompt ids, new-token budget)` each.
@@ -393,26 +466,45 @@ impl LlmEngine {
         decoding: Decoding,
         on_done: &mut dyn FnMut(usize),
     ) -> Result<(Vec<Result<Generation>>, BatchTimings)> {
-        self.generate_rows(prompts, &vec![None; prompts.len()], decoding, on_done)
+        self.generate_rows(
+            prompts,
+            &vec![None; prompts.len()],
+            &vec!["generate"; prompts.len()],
+            decoding,
+            on_done,
+        )
     }
 
-    /// `generate_from_ids` where row i samples with `sampling[i]` when it is given.
+    /// `generate_from_ids` where row i samples with `sampling[i]` when it is given, and is
+    /// counted under `tasks[i]` by the work store.
     fn generate_rows(
         &mut self,
         prompts: &[(Vec<u32>, usize)],
         sampling: &[Option<Decoding>],
+        tasks: &[&'static str],
         decoding: Decoding,
         on_done: &mut dyn FnMut(usize),
     ) -> Result<(Vec<Result<Generation>>, BatchTimings)> {
         let mut results: Vec<Option<Result<Generation>>> = prompts.iter().map(|_| None).collect();
         let mut ready = Vec::with_capacity(prompts.len());
         for (index, (ids, budget)) in prompts.iter().enumerate() {
+            let key = self.store_key(ids, *budget, sampling[index].unwrap_or(decoding));
+            if let Some(stored) = key.as_ref().and_then(|k| {
+                let store = self.store.as_ref()?;
+                store.get::<StoredGeneration>(STORE_KIND, tasks[index], k)
+            }) {
+                results[index] = Some(Ok(stored.into()));
+                on_done(index);
+                continue;
+            }
             match self.fit(ids, *budget) {
                 Ok(budget) => ready.push(Prepared {
                     index,
                     ids: ids.clone(),
                     budget,
                     sampling: sampling[index],
+                    key,
+                    task: tasks[index],
                 }),
                 Err(e) => {
                     results[index] = Some(Err(e));
@@ -622,7 +714,18 @@ impl LlmEngine {
                         finish[r] = Some(Finish::Budget);
                     }
                 }
-                if finish[r].is_some() {
+                if let Some(end) = finish[r] {
+                    // Stored the moment it is done: a run killed later keeps it.
+                    if let (Some(store), Some(key)) = (&self.store, &rows[r].key) {
+                        let stored = StoredGeneration {
+                            text: self.decode(&generated[r])?,
+                            finish: end,
+                            ids: generated[r].clone(),
+                            logprobs: logprobs[r].clone(),
+                            entropies: entropies[r].clone(),
+                        };
+                        store.put(STORE_KIND, rows[r].task, key, &stored);
+                    }
                     on_done(rows[r].index);
                 } else {
                     next_live.push(slot);
@@ -652,6 +755,7 @@ impl LlmEngine {
             .map(|(r, p)| {
                 Ok(Generation {
                     text: self.decode(&generated[r])?,
+                    from_store: false,
                     prompt_tokens: p.ids.len() - reused[r],
                     reused_tokens: reused[r],
                     new_tokens: generated[r].len(),

@@ -14,19 +14,25 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
 pub use crate::config::decoding::MarianSettings;
 use crate::engine::batch;
 use crate::error::{Error, Result};
+use crate::store::{Key, ModelStore};
 pub use model::MarianModel;
 use model::OutputLayer;
 pub use search::Hypothesis;
 pub use shortlist::Shortlist;
 
+/// The version of the translation algorithm in work-store keys: raise it when a change to the
+/// engine changes what a sentence translates to.
+const STORE_VERSION: u64 = 1;
+const STORE_KIND: &str = "translator";
+
 /// One translated segment.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SegmentOutput {
     pub text: String,
     pub source_tokens: usize,
@@ -34,6 +40,7 @@ pub struct SegmentOutput {
     /// Stopped at the length limit instead of producing end-of-sentence.
     pub truncated: bool,
     /// Each target token's log-probability.
+    #[serde(with = "crate::store::exact_f32s")]
     pub logprobs: Vec<f32>,
 }
 
@@ -59,6 +66,8 @@ pub struct MarianEngine {
     /// first time a batch runs without a shortlist.
     full_output: OnceLock<OutputLayer>,
     pub settings: MarianSettings,
+    /// Where finished translations are kept and looked up, if anywhere.
+    store: Option<ModelStore>,
 }
 
 fn tokenizer(path: &Path) -> Result<Tokenizer> {
@@ -85,6 +94,7 @@ impl MarianEngine {
             shortlist,
             full_output: OnceLock::new(),
             settings,
+            store: None,
         })
     }
 
@@ -177,6 +187,25 @@ impl MarianEngine {
             .map_err(|e| Error::Tokenizer(e.to_string()))
     }
 
+    /// Keeps each finished translation in `store`, and takes from it any already made.
+    pub fn set_store(&mut self, store: Option<ModelStore>) {
+        self.store = store;
+    }
+
+    /// The work-store key of `segment`'s `beam`-best translations under the current
+    /// settings (batching does not change a result, so it is not part of the key).
+    fn store_key(&self, segment: &str, beam: usize) -> Option<Key> {
+        let s = &self.settings;
+        let mut key = self.store.as_ref()?.key(STORE_KIND, STORE_VERSION);
+        key.text(segment)
+            .number(beam as u64)
+            .float(s.max_length_factor)
+            .number(s.min_max_length as u64)
+            .float(s.length_normalization)
+            .number(u64::from(s.shortlist));
+        Some(key.finish())
+    }
+
     /// Translates independent segments (sentences), batched across all of them; the output
     /// is in input order. `done` is called with the number of segments each batch finished.
     pub fn translate(
@@ -184,7 +213,8 @@ impl MarianEngine {
         segments: &[String],
         done: &mut dyn FnMut(usize),
     ) -> Result<(Vec<SegmentOutput>, BatchStats)> {
-        let (outputs, stats) = self.translate_nbest(segments, self.settings.beam_size, done)?;
+        let (outputs, stats) =
+            self.nbest_for(segments, self.settings.beam_size, "translate", done)?;
         let best = outputs.into_iter().map(|mut n| n.swap_remove(0)).collect();
         Ok((best, stats))
     }
@@ -198,49 +228,95 @@ impl MarianEngine {
         beam: usize,
         done: &mut dyn FnMut(usize),
     ) -> Result<(Vec<Vec<SegmentOutput>>, BatchStats)> {
+        self.nbest_for(segments, beam, "consensus", done)
+    }
+
+    /// `translate_nbest`, counted under `task` by the work store.
+    fn nbest_for(
+        &self,
+        segments: &[String],
+        beam: usize,
+        task: &str,
+        done: &mut dyn FnMut(usize),
+    ) -> Result<(Vec<Vec<SegmentOutput>>, BatchStats)> {
         let started = Instant::now();
-        let sources = segments
+        let keys: Vec<Option<Key>> = segments.iter().map(|s| self.store_key(s, beam)).collect();
+        let mut outputs: Vec<Option<Vec<SegmentOutput>>> = keys
             .iter()
-            .map(|s| self.encode(s))
+            .map(|k| {
+                let (store, key) = (self.store.as_ref()?, k.as_ref()?);
+                store.get(STORE_KIND, task, key)
+            })
+            .collect();
+        let reused = outputs.iter().filter(|o| o.is_some()).count();
+        if reused > 0 {
+            done(reused);
+        }
+        let missing: Vec<usize> = (0..segments.len())
+            .filter(|&i| outputs[i].is_none())
+            .collect();
+        let sources = missing
+            .iter()
+            .map(|&i| self.encode(&segments[i]))
             .collect::<Result<Vec<_>>>()?;
         let mut stats = BatchStats::default();
-        let hypotheses = self.translate_ids(&sources, beam, &mut stats, done)?;
-        let outputs = segments
-            .iter()
-            .zip(&sources)
-            .zip(hypotheses)
-            .map(|((segment, source), nbest)| {
-                nbest
-                    .into_iter()
+        let mut failed = None;
+        // Each batch's translations are decoded and stored as soon as the batch is done.
+        let mut finished = |batch: &[usize], hypotheses: &[Vec<Hypothesis>]| {
+            for (&j, nbest) in batch.iter().zip(hypotheses) {
+                let i = missing[j];
+                let converted = nbest
+                    .iter()
                     .map(|hyp| {
-                        let text = if segment.trim().is_empty() {
+                        let text = if segments[i].trim().is_empty() {
                             String::new()
                         } else {
                             self.decode(&hyp.tokens)?
                         };
                         Ok(SegmentOutput {
                             text,
-                            source_tokens: source.len(),
+                            source_tokens: sources[j].len(),
                             target_tokens: hyp.tokens.len(),
                             truncated: hyp.truncated,
-                            logprobs: hyp.logprobs,
+                            logprobs: hyp.logprobs.clone(),
                         })
                     })
-                    .collect::<Result<Vec<_>>>()
-            })
-            .collect::<Result<Vec<_>>>()?;
+                    .collect::<Result<Vec<_>>>();
+                match converted {
+                    Ok(list) => {
+                        if let (Some(store), Some(key)) = (&self.store, &keys[i]) {
+                            store.put(STORE_KIND, task, key, &list);
+                        }
+                        outputs[i] = Some(list);
+                    }
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                    }
+                }
+            }
+            done(batch.len());
+        };
+        self.translate_ids(&sources, beam, &mut stats, &mut finished)?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
         stats.wall = started.elapsed();
+        let outputs = outputs
+            .into_iter()
+            .map(|o| o.expect("every segment is stored or translated"))
+            .collect();
         Ok((outputs, stats))
     }
 
     /// Translates id sequences (each ending in end-of-sentence) in length-sorted batches and
-    /// returns each one's hypotheses (best first, up to `beam`) in input order.
+    /// returns each one's hypotheses (best first, up to `beam`) in input order; `done` gets
+    /// each finished batch (its sequences' indices and their hypotheses).
     pub fn translate_ids(
         &self,
         sources: &[Vec<u32>],
         beam: usize,
         stats: &mut BatchStats,
-        done: &mut dyn FnMut(usize),
+        done: &mut dyn FnMut(&[usize], &[Vec<Hypothesis>]),
     ) -> Result<Vec<Vec<Hypothesis>>> {
         let lengths: Vec<usize> = sources.iter().map(Vec::len).collect();
         let batches = batch::by_token_budget(
@@ -289,10 +365,10 @@ impl MarianEngine {
                 stats.padded_source_tokens += longest * indices.len();
                 stats.source_tokens += indices.iter().map(|&i| lengths[i]).sum::<usize>();
                 stats.target_tokens += hypotheses.iter().map(|h| h[0].tokens.len()).sum::<usize>();
+                done(indices, &hypotheses);
                 for (&i, h) in indices.iter().zip(hypotheses) {
                     results[i] = Some(h);
                 }
-                done(indices.len());
             }
             Ok(())
         })?;

@@ -181,10 +181,10 @@ pub fn write_brief(
             .iter()
             .map(|s| engine.count_tokens(&s.summary))
             .sum::<Result<usize>>()?;
-        requests.push(Request::new(
-            ctx.prompts.brief(&own)?,
-            task.max_new_tokens(input_tokens),
-        ));
+        requests.push(
+            Request::new(ctx.prompts.brief(&own)?, task.max_new_tokens(input_tokens))
+                .for_task("brief"),
+        );
     }
     let (results, timings) = engine.generate_batch(&requests, decoding, &mut |_| {})?;
     timings.record(stage);

@@ -256,6 +256,7 @@ pub fn article_outcome(p: &Prepared, translated: Option<Translated>) -> ArticleO
     let title_en = title_en.unwrap_or_else(|| derived_title(&body));
     ArticleOutcome {
         id: p.doc.id.clone(),
+        position: p.position,
         source_path: p.doc.path.clone(),
         language: p.lang.code.clone(),
         language_confidence: p.lang.confidence,

@@ -47,7 +47,8 @@ pub fn summarize_all(
             Ok(Request::new(
                 ctx.prompts.summarize(&a.title_en, &a.translation)?,
                 task.max_new_tokens(engine.count_tokens(&a.translation)?),
-            ))
+            )
+            .for_task("summarize"))
         })
         .collect::<Result<Vec<_>>>()?;
     let (results, timings) = engine.generate_batch(&requests, decoding, &mut |_| bar.inc(1))?;
@@ -163,6 +164,7 @@ mod tests {
     fn article(translation: &str) -> ArticleOutcome {
         ArticleOutcome {
             id: "x".into(),
+            position: 0,
             source_path: "x.txt".into(),
             language: "pt".into(),
             language_confidence: 1.0,

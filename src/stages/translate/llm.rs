@@ -463,6 +463,11 @@ pub fn translate_texts(
                 prompts.translate(item.lang, item.text, &item.keep)?,
                 task.max_new_tokens(item.tokens),
             );
+            request.task = match (item.sample, item.keep.is_empty()) {
+                (Some(_), _) => "consensus",
+                (None, false) => "retranslate",
+                (None, true) => "translate",
+            };
             request.sampling = item.sample.map(|k| Decoding {
                 seed: sampling.seed.wrapping_add(1 + k as u64),
                 ..sampling
