@@ -544,4 +544,15 @@ pub struct RunOutcome {
     pub brief_flags: Vec<Flag>,
     pub differences: Vec<Difference>,
     pub stages: Vec<StageStats>,
+    /// Every input file the run walked, shards' or not.
+    pub inputs: InputSet,
+}
+
+/// The input files a run walked, as a count and a hash of their paths in order: shards of one
+/// run must have walked the same ones, or their ids and places disagree.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InputSet {
+    pub files: usize,
+    /// sha256 of the paths, one per line, in the order the run numbered them.
+    pub sha256: String,
 }

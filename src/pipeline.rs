@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use crate::config::shard::Shard;
 use crate::context::Context;
-use crate::domain::{ArticleOutcome, Failure, Prepared, RunOutcome, SkippedInput, StageStats};
+use crate::domain::{
+    ArticleOutcome, Failure, InputSet, Prepared, RunOutcome, SkippedInput, StageStats,
+};
 use crate::error::{Error, Result};
 use crate::output;
 use crate::stages::check::{self, Fidelity};
@@ -28,7 +30,7 @@ pub fn run(
     shard: Option<Shard>,
 ) -> Result<RunOutcome> {
     let mut stages = Vec::new();
-    let (prepared, mut failures, skipped) =
+    let (prepared, mut failures, skipped, walked) =
         prepare_all(ctx, rules, inputs, out_dir, max_bytes, shard, &mut stages);
 
     let (mut articles, translate_failures) = translate_all(ctx, &prepared, out_dir, &mut stages)?;
@@ -82,7 +84,7 @@ pub fn run(
     stages.push(stage);
     // A shard's brief would cover a random part of the stories: `merge` writes the brief.
     let write_brief = shard.is_none();
-    Ok(brief_stage(
+    let mut outcome = brief_stage(
         ctx,
         articles,
         failures,
@@ -90,7 +92,9 @@ pub fn run(
         stages,
         out_dir,
         write_brief,
-    ))
+    );
+    outcome.inputs = walked;
+    Ok(outcome)
 }
 
 /// The brief of articles that sharded runs translated and summarized (their `brief.json`
@@ -99,17 +103,26 @@ pub fn run(
 pub fn merge(
     ctx: &mut Context,
     mut articles: Vec<ArticleOutcome>,
-    mut failures: Vec<Failure>,
+    failures: Vec<Failure>,
     skipped: Vec<SkippedInput>,
     stages: Vec<StageStats>,
+    inputs: InputSet,
     out_dir: &Path,
 ) -> RunOutcome {
     // A single run keeps its inputs' order; every shard numbered them over all inputs.
     articles.sort_by_key(|a| a.position);
+    // The pages are written again here: a shard's failure to write its own is not this
+    // folder's.
+    let mut failures: Vec<Failure> = failures
+        .into_iter()
+        .filter(|f| f.stage != "write")
+        .collect();
     for a in &articles {
         failures.extend(write_page(out_dir, a));
     }
-    brief_stage(ctx, articles, failures, skipped, stages, out_dir, true)
+    let mut outcome = brief_stage(ctx, articles, failures, skipped, stages, out_dir, true);
+    outcome.inputs = inputs;
+    outcome
 }
 
 /// Where its sources differ and, with `write_brief`, the brief, over finished articles.
@@ -156,6 +169,7 @@ fn brief_stage(
         brief_flags,
         differences,
         stages,
+        inputs: InputSet::default(),
     }
 }
 
@@ -176,8 +190,9 @@ fn prepare_all(
     max_bytes: u64,
     shard: Option<Shard>,
     stages: &mut Vec<StageStats>,
-) -> (Vec<Prepared>, Vec<Failure>, Vec<SkippedInput>) {
+) -> (Vec<Prepared>, Vec<Failure>, Vec<SkippedInput>, InputSet) {
     let (files, mut input_errors, skipped) = load::collect_inputs(inputs, Some(out_dir));
+    let walked = input_set(&files);
     // Errors that belong to no article (a path that does not exist) are reported by shard 0.
     if shard.is_some_and(|s| s.index != 0) {
         input_errors.clear();
@@ -205,7 +220,20 @@ fn prepare_all(
     }
     stage.finish(started);
     stages.push(stage);
-    (prepared, failures, skipped)
+    (prepared, failures, skipped, walked)
+}
+
+fn input_set(files: &[PathBuf]) -> InputSet {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for f in files {
+        hash.update(f.to_string_lossy().as_bytes());
+        hash.update(b"\n");
+    }
+    InputSet {
+        files: files.len(),
+        sha256: hash.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+    }
 }
 
 /// Translate and check: the articles of each translator model go through it together, in

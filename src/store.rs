@@ -27,8 +27,10 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
-/// The first word of every entry, then the format version.
-const MAGIC: &str = "crossbrief-unit 1";
+/// The first word of every entry, and the format of its body (raise it when a stored type
+/// changes: the key holds it too, so entries of other formats are never even read).
+const MAGIC: &str = "crossbrief-unit";
+const FORMAT: &str = "1";
 /// Entries live under `units/<kind>/<first two hex digits>/<key>`.
 const UNITS: &str = "units";
 /// Temporary files older than this are an earlier process's leftovers (prune removes them).
@@ -41,7 +43,7 @@ pub struct KeyBuilder(Sha256);
 impl KeyBuilder {
     pub fn new(kind: &str) -> Self {
         let mut k = KeyBuilder(Sha256::new());
-        k.text(kind);
+        k.text(FORMAT).text(kind);
         k
     }
 
@@ -148,10 +150,6 @@ pub enum EntryProblem {
     Length { declared: usize, actual: usize },
     #[error("its body's sha256 does not match its header")]
     Checksum,
-    #[error("its body is not what this version stores: {0}")]
-    Body(String),
-    #[error("it cannot be read: {0}")]
-    Unreadable(std::io::Error),
 }
 
 impl WorkStore {
@@ -188,15 +186,29 @@ impl WorkStore {
     /// and counted; the caller computes the unit again.
     pub fn get<T: DeserializeOwned>(&self, kind: &str, task: &str, key: &Key) -> Option<T> {
         let path = self.entry_path(kind, key);
-        let body = match std::fs::read(&path) {
-            Ok(bytes) => verify(&bytes).and_then(|body| {
-                serde_json::from_slice::<T>(body).map_err(|e| EntryProblem::Body(e.to_string()))
-            }),
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-            Err(e) => Err(EntryProblem::Unreadable(e)),
+            // Another user's entry, say: not ours to judge or remove, only to recompute.
+            Err(e) => {
+                tracing::warn!(
+                    "work store entry {} cannot be read ({e}); its unit is computed again",
+                    path.display()
+                );
+                return None;
+            }
         };
-        match body {
-            Ok(value) => {
+        match verify(&bytes).map(|body| serde_json::from_slice::<T>(body)) {
+            // A sound entry this build cannot read (a stored type changed without a new
+            // FORMAT): computed again and overwritten, not counted as damage.
+            Ok(Err(e)) => {
+                tracing::warn!(
+                    "work store entry {} is not in this version's layout ({e}); its unit is computed again",
+                    path.display()
+                );
+                None
+            }
+            Ok(Ok(value)) => {
                 // Its time of last use, which `prune --older-than` goes by.
                 let _ = std::fs::File::options()
                     .write(true)
@@ -286,7 +298,12 @@ fn entry_path(root: &Path, kind: &str, key: &Key) -> PathBuf {
 
 /// An entry: a header line (magic, body length, body sha256) and the JSON body.
 fn encode_entry(body: &[u8]) -> Vec<u8> {
-    let mut out = format!("{MAGIC} {} {}\n", body.len(), hex(&Sha256::digest(body))).into_bytes();
+    let mut out = format!(
+        "{MAGIC} {FORMAT} {} {}\n",
+        body.len(),
+        hex(&Sha256::digest(body))
+    )
+    .into_bytes();
     out.extend_from_slice(body);
     out
 }
@@ -298,8 +315,10 @@ fn verify(bytes: &[u8]) -> std::result::Result<&[u8], EntryProblem> {
         .position(|&b| b == b'\n')
         .ok_or(EntryProblem::NoHeader)?;
     let header = std::str::from_utf8(&bytes[..newline]).map_err(|_| EntryProblem::NoHeader)?;
-    let rest = header.strip_prefix(MAGIC).ok_or(EntryProblem::NoHeader)?;
-    let mut fields = rest.split_whitespace();
+    let mut fields = header.split(' ');
+    if fields.next() != Some(MAGIC) || fields.next() != Some(FORMAT) {
+        return Err(EntryProblem::NoHeader);
+    }
     let declared: usize = fields
         .next()
         .and_then(|n| n.parse().ok())
@@ -323,8 +342,10 @@ fn write_entry<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let dir = path.parent().expect("entries live in a folder");
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let body = serde_json::to_vec(value).expect("plain data serializes");
+    // Readable by every user of a shared store (tempfile's own default is 0600).
     let mut temp = tempfile::Builder::new()
         .prefix(".tmp-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;
     temp.write_all(&encode_entry(&body))

@@ -371,7 +371,7 @@ fn one_good_and_one_empty_article_exit_3() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("brief.json")).unwrap()).unwrap();
     assert_eq!(json["articles"].as_array().unwrap().len(), 1);
-    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["schema_version"], 2);
     assert!(out.join("articles/good.md").is_file());
 }
 

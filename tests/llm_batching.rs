@@ -353,3 +353,71 @@ fn a_split_gguf_decodes_as_the_single_file() {
         .to_string();
     assert!(err.contains("split in 2 part"), "{err}");
 }
+
+/// (reused, computed) under `task` so far.
+fn store_counts(store: &crossbrief::store::WorkStore, task: &str) -> (usize, usize) {
+    let c = store
+        .record()
+        .by_task
+        .get(task)
+        .copied()
+        .unwrap_or_default();
+    (c.reused, c.computed)
+}
+
+#[test]
+fn the_work_store_gives_back_each_generation_and_misses_on_any_change() {
+    use crossbrief::store::{ModelStore, WorkStore};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path());
+    let store = Arc::new(WorkStore::open(&dir.path().join("store")).unwrap());
+    let mut stored = engine(dir.path());
+    stored.set_store(Some(ModelStore::new(store.clone(), "tiny".into())));
+    let prompts: Vec<(Vec<u32>, usize)> = prompts().into_iter().take(6).collect();
+
+    let (fresh, _) = stored
+        .generate_from_ids(&prompts, GREEDY, &mut |_| {})
+        .unwrap();
+    assert_eq!(store_counts(&store, "generate"), (0, 6));
+    let (again, timings) = stored
+        .generate_from_ids(&prompts, GREEDY, &mut |_| {})
+        .unwrap();
+    assert_eq!(store_counts(&store, "generate"), (6, 6));
+    assert_eq!(timings.steps, 0, "a stored generation was decoded again");
+    for (a, b) in fresh.iter().zip(&again) {
+        let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+        assert!(b.from_store && !a.from_store);
+        assert_eq!((&a.text, &a.ids, a.finish), (&b.text, &b.ids, b.finish));
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a.logprobs), bits(&b.logprobs));
+        assert_eq!(bits(&a.entropies), bits(&b.entropies));
+    }
+
+    // Anything a result depends on is in the key: a budget, a temperature, a seed.
+    let one = vec![(prompts[0].0.clone(), prompts[0].1 + 1)];
+    stored.generate_from_ids(&one, GREEDY, &mut |_| {}).unwrap();
+    assert_eq!(store_counts(&store, "generate"), (6, 7), "another budget");
+    let sampled = |seed| Decoding {
+        temperature: 0.8,
+        top_p: 0.95,
+        seed,
+    };
+    let first = vec![prompts[0].clone()];
+    for (decoding, expected) in [
+        (sampled(1), (6, 8)),
+        (sampled(2), (6, 9)),
+        (sampled(1), (7, 9)),
+    ] {
+        stored
+            .generate_from_ids(&first, decoding, &mut |_| {})
+            .unwrap();
+        assert_eq!(store_counts(&store, "generate"), expected, "{decoding:?}");
+    }
+    // A throughput benchmark's decoding past stop tokens is neither stored nor taken.
+    stored.set_ignore_stops(true);
+    stored
+        .generate_from_ids(&first, GREEDY, &mut |_| {})
+        .unwrap();
+    assert_eq!(store_counts(&store, "generate"), (7, 9));
+}

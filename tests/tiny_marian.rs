@@ -205,3 +205,60 @@ fn a_broken_checkpoint_is_named_in_the_error() {
     .to_string();
     assert!(err.contains("model.safetensors"), "{err}");
 }
+
+#[test]
+fn the_work_store_gives_back_each_translation_and_misses_on_a_changed_setting() {
+    use crossbrief::store::{ModelStore, WorkStore};
+    use std::sync::Arc;
+    needs_models!(
+        "the_work_store_gives_back_each_translation_and_misses_on_a_changed_setting",
+        common::BERGAMOT
+    );
+    if !numpy_present("the_work_store_gives_back_each_translation_and_misses_on_a_changed_setting")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), &[]);
+    let store = Arc::new(WorkStore::open(&dir.path().join("store")).unwrap());
+    let mut engine = engine(dir.path());
+    engine.set_store(Some(ModelStore::new(store.clone(), "tiny".into())));
+    let counts = |task: &str| {
+        let c = store
+            .record()
+            .by_task
+            .get(task)
+            .copied()
+            .unwrap_or_default();
+        (c.reused, c.computed)
+    };
+    let sentences: Vec<String> = expected()["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["sentence"].as_str().unwrap().to_string())
+        .collect();
+    let n = sentences.len();
+    let (fresh, stats) = engine.translate(&sentences, &mut |_| {}).unwrap();
+    assert_eq!((counts("translate"), stats.segments), ((0, n), n));
+    let (again, stats) = engine.translate(&sentences, &mut |_| {}).unwrap();
+    assert_eq!((counts("translate"), stats.segments), ((n, n), 0));
+    for (a, b) in fresh.iter().zip(&again) {
+        assert_eq!((&a.text, a.truncated), (&b.text, b.truncated));
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a.logprobs), bits(&b.logprobs));
+    }
+    // A setting that changes the result misses: the length limit, the beam.
+    engine.settings.min_max_length = 12;
+    engine.translate(&sentences[..1], &mut |_| {}).unwrap();
+    assert_eq!(counts("translate"), (n, n + 1), "another length limit");
+    engine
+        .translate_nbest(&sentences[..1], 2, &mut |_| {})
+        .unwrap();
+    assert_eq!(counts("consensus"), (0, 1), "another beam");
+    // Batching does not: the same sentences one batch row at a time are all reused.
+    engine.settings.min_max_length = 20;
+    engine.settings.batch_rows = 1;
+    engine.translate(&sentences, &mut |_| {}).unwrap();
+    assert_eq!(counts("translate"), (2 * n, n + 1));
+}

@@ -132,7 +132,8 @@ pub struct MergeArgs {
     #[arg(required = true)]
     pub shards: Vec<PathBuf>,
 
-    /// Output folder for the merged brief.md, brief.json and articles/.
+    /// Output folder for the merged brief.md, brief.json and articles/. The brief is written
+    /// with the decoding settings the shards ran with.
     #[arg(long, short)]
     pub out: PathBuf,
 
@@ -142,9 +143,6 @@ pub struct MergeArgs {
 
     #[command(flatten)]
     pub store: StoreArgs,
-
-    #[command(flatten)]
-    pub decoding: DecodingArgs,
 }
 
 #[derive(Debug, Subcommand)]

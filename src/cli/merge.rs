@@ -51,8 +51,10 @@ pub fn merge(
         beam_size: first.decoding.beam,
         batch_rows: first.decoding.batch_rows,
         batch_tokens: first.decoding.batch_tokens,
+        shortlist: first.decoding.shortlist,
         ..DecodingOverride::default()
     };
+    let inputs = first.inputs.clone();
     let decoding_record = first.decoding.clone();
     let mut ctx = context(
         device,
@@ -86,7 +88,9 @@ pub fn merge(
             }
         }
     }
-    let outcome = pipeline::merge(&mut ctx, articles, failures, skipped, stages, &args.out);
+    let outcome = pipeline::merge(
+        &mut ctx, articles, failures, skipped, stages, inputs, &args.out,
+    );
     let record = RunRecord {
         crossbrief_version: env!("CARGO_PKG_VERSION").to_string(),
         profile: catalog.profile_name.clone(),
@@ -100,6 +104,7 @@ pub fn merge(
         generation,
         shard: None,
         merged_shards: merged,
+        inputs: outcome.inputs.clone(),
         store: store.as_ref().map(|s| s.record()),
     };
     let reports = output::render_reports(&outcome, record.clone())?;
@@ -178,6 +183,24 @@ fn read_shards(dirs: &[PathBuf], catalog: &Catalog) -> anyhow::Result<Vec<(PathB
             );
         }
         if let Some((first_dir, first)) = shards.first() {
+            if first.run.inputs != report.run.inputs {
+                bail!(
+                    "{}: the shard walked other inputs than {} ({} files against {}): every shard must see the same files at the same paths",
+                    dir.display(),
+                    first_dir.display(),
+                    report.run.inputs.files,
+                    first.run.inputs.files
+                );
+            }
+            if first.run.crossbrief_version != report.run.crossbrief_version {
+                bail!(
+                    "{}: the shard ran crossbrief {}, {} ran {}",
+                    dir.display(),
+                    report.run.crossbrief_version,
+                    first_dir.display(),
+                    first.run.crossbrief_version
+                );
+            }
             if first.run.decoding != report.run.decoding {
                 bail!(
                     "{}: the shard ran other decoding settings than {} ({:?} against {:?})",

@@ -76,6 +76,7 @@ pub fn run(
             beam: decoding.beam_size,
             batch_rows: decoding.batch_rows,
             batch_tokens: decoding.batch_tokens,
+            shortlist: decoding.shortlist,
             consensus: format!("{:?}", decoding.consensus).to_lowercase(),
         },
         stages: outcome.stages.clone(),
@@ -84,6 +85,7 @@ pub fn run(
         generation,
         shard: shard.map(|s| s.to_string()),
         merged_shards: Vec::new(),
+        inputs: outcome.inputs.clone(),
         store: store.as_ref().map(|s| s.record()),
     };
     let reports = output::render_reports(&outcome, record.clone())?;

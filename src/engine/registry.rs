@@ -121,7 +121,9 @@ impl<'a> Registry<'a> {
 }
 
 /// What a model's results depend on besides its inputs and settings: its files' contents
-/// and the kind of device that runs it (a GPU's kernels round differently from a CPU's).
+/// and the kind of machine that runs it (a GPU's kernels round differently from a CPU's, and
+/// CPUs of other kernel classes or cache sizes differently from each other), so that a store
+/// shared by unlike nodes never gives one node another's rounding.
 fn fingerprint(files: &[ResolvedFile], device: &Device) -> String {
     let mut key = KeyBuilder::new("model");
     let mut sums: Vec<(String, &str)> = files
@@ -132,12 +134,11 @@ fn fingerprint(files: &[ResolvedFile], device: &Device) -> String {
     for (role, sha) in sums {
         key.text(&role).text(sha);
     }
-    let backend = match device {
-        Device::Cpu => "cpu",
-        Device::Cuda(_) => "cuda",
-        Device::Metal(_) => "metal",
+    let machine = match device {
+        Device::Cpu => format!("cpu {}", crate::engine::quant::machine_kind()),
+        Device::Cuda(_) | Device::Metal(_) => crate::engine::device::describe(device),
     };
-    key.text(backend);
+    key.text(&machine);
     key.finish().as_str().to_string()
 }
 

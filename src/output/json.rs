@@ -10,8 +10,9 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 
-/// The current `schema_version` of `brief.json`.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The current `schema_version` of `brief.json` (2: articles carry `position` and
+/// `original`, which `merge` needs).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// `brief.json`: everything a run produced, for programs.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -81,7 +82,9 @@ pub struct ShardReport {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ShardRun {
+    pub crossbrief_version: String,
     pub profile: String,
+    pub inputs: crate::domain::InputSet,
     pub decoding: DecodingRecord,
     pub stages: Vec<StageStats>,
     pub shard: Option<String>,

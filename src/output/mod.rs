@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{ArticleOutcome, RunOutcome, StageStats};
+use crate::domain::{ArticleOutcome, InputSet, RunOutcome, StageStats};
 use crate::engine::registry::ModelRecord;
 use crate::error::{Error, Result};
 use crate::store::StoreRecord;
@@ -190,6 +190,8 @@ pub struct RunRecord {
     pub shard: Option<String>,
     /// For `crossbrief merge`: the shards merged (`K/N` from their folders).
     pub merged_shards: Vec<String>,
+    /// The input files walked (every shard of one run walks the same).
+    pub inputs: InputSet,
     /// What the run took from and added to the work store (`None` with `--no-cache`).
     pub store: Option<StoreRecord>,
 }
@@ -203,6 +205,8 @@ pub struct DecodingRecord {
     pub beam: Option<usize>,
     pub batch_rows: Option<usize>,
     pub batch_tokens: Option<usize>,
+    /// `false` with `--no-shortlist`.
+    pub shortlist: Option<bool>,
     pub consensus: String,
 }
 

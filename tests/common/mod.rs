@@ -68,33 +68,8 @@ pub const BERGAMOT: &str = "bergamot-pt-en-tiny";
 /// decode the same prompts a few words apart). `CROSSBRIEF_GOLDEN_CLASS` names another kind,
 /// to exercise its path on this machine.
 pub fn cpu_class() -> String {
-    std::env::var("CROSSBRIEF_GOLDEN_CLASS").unwrap_or_else(|_| {
-        let class = crossbrief::engine::quant::kernel_class().to_string();
-        match cache_geometry() {
-            Some(caches) => format!("{class}-{caches}"),
-            None => class,
-        }
-    })
-}
-
-/// `l1d48k-l2-1024k-l3-32768k`: cpu0's data and unified caches, as Linux lists them.
-fn cache_geometry() -> Option<String> {
-    let mut parts = Vec::new();
-    for index in 0..8 {
-        let dir = format!("/sys/devices/system/cpu/cpu0/cache/index{index}");
-        let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).ok();
-        let (Some(level), Some(kind), Some(size)) = (read("level"), read("type"), read("size"))
-        else {
-            break;
-        };
-        let size = size.trim().to_lowercase();
-        match kind.trim() {
-            "Data" => parts.push(format!("l{}d{size}", level.trim())),
-            "Unified" => parts.push(format!("l{}-{size}", level.trim())),
-            _ => {}
-        }
-    }
-    (!parts.is_empty()).then(|| parts.join("-"))
+    std::env::var("CROSSBRIEF_GOLDEN_CLASS")
+        .unwrap_or_else(|_| crossbrief::engine::quant::machine_kind())
 }
 
 /// The kinds golden files exist for, nearest first for `class`: the most leading

@@ -31,6 +31,9 @@ pub use shortlist::Shortlist;
 const STORE_VERSION: u64 = 1;
 const STORE_KIND: &str = "translator";
 
+/// Told of each finished batch: its sequences' indices and their hypotheses.
+pub type BatchDone<'a> = dyn FnMut(&[usize], &[Vec<Hypothesis>]) + 'a;
+
 /// One translated segment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SegmentOutput {
@@ -316,7 +319,7 @@ impl MarianEngine {
         sources: &[Vec<u32>],
         beam: usize,
         stats: &mut BatchStats,
-        done: &mut dyn FnMut(&[usize], &[Vec<Hypothesis>]),
+        done: &mut BatchDone,
     ) -> Result<Vec<Vec<Hypothesis>>> {
         let lengths: Vec<usize> = sources.iter().map(Vec::len).collect();
         let batches = batch::by_token_budget(

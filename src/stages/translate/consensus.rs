@@ -230,7 +230,7 @@ pub fn records(
             } else {
                 scorer.score(lang, &signals)
             };
-            let low = confidence < scorer.threshold();
+            let low = confidence.is_nan() || confidence < scorer.threshold();
             let mut flags: Vec<Flag> = k
                 .problems
                 .iter()
@@ -252,8 +252,13 @@ pub fn records(
                 text: k.text.clone(),
                 // Four decimals: a dedicated translator's log-probabilities move in the
                 // seventh with the padding of the batch a sentence shares (its text does not),
-                // and a reader needs two.
-                confidence: (confidence * 1e4).round() / 1e4,
+                // and a reader needs two. A score that is not a number is the lowest: JSON
+                // cannot hold NaN, and the sentence is to verify.
+                confidence: if confidence.is_finite() {
+                    (confidence * 1e4).round() / 1e4
+                } else {
+                    0.0
+                },
                 low_confidence: low,
                 flags,
             }

@@ -257,7 +257,8 @@ pub fn translate_segments(
     bar.inc_length(segments.len() as u64);
     let texts: Vec<String> = segments.iter().map(|c| c.text.clone()).collect();
     let (outputs, batch) = engine.translate(&texts, &mut |n| bar.inc(n as u64))?;
-    stage.items += batch.segments;
+    // Every segment, whether translated now or taken from the work store.
+    stage.items += texts.len();
     stage.prompt_tokens += batch.source_tokens;
     stage.generated_tokens += batch.target_tokens;
     stage.decode_s += batch.wall.as_secs_f64();
