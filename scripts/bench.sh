@@ -35,8 +35,9 @@ fi
 
 echo "bench: 1/7 main job on tests/fixtures/articles (recording its LLM prompts)" >&2
 rm -f "$out/prompts.jsonl"
+# --no-cache: computed, not taken from a work store, since the run is what is measured.
 CROSSBRIEF_RECORD_PROMPTS="$out/prompts.jsonl" /usr/bin/time -v -o "$out/run.time" \
-  "$bin" -q run tests/fixtures/articles --out "$out/run" >/dev/null
+  "$bin" -q run tests/fixtures/articles --no-cache --out "$out/run" >/dev/null
 gguf=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["run"]; print(next(f["path"] for m in r["models"] for f in m["files"] if f["name"].endswith(".gguf")))' "$out/run/brief.json")
 rows=$(python3 -c 'import json,sys; print(max(s.get("largest_batch",0) for s in json.load(open(sys.argv[1]))["run"]["stages"]) or 1)' "$out/run/brief.json")
 
