@@ -292,6 +292,19 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// In flow order, then by file: the same whichever shard or batch met them.
+    pub fn sort_in_flow_order(failures: &mut [Failure]) {
+        let rank = |stage: &str| {
+            ["load", "translate", "write", "summarize", "brief"]
+                .iter()
+                .position(|s| *s == stage)
+                .unwrap_or(usize::MAX)
+        };
+        failures.sort_by(|a, b| {
+            (rank(&a.stage), &a.source_path).cmp(&(rank(&b.stage), &b.source_path))
+        });
+    }
+
     pub fn new(path: &Path, stage: &str, error: &Error) -> Self {
         let error = error.in_words();
         tracing::info!(path = %path.display(), stage, "{error}");

@@ -43,24 +43,7 @@ pub fn run(
         .progress
         .stage("summarize", articles.len() as u64, "articles");
     let model = ctx.catalog.profile.summarize.clone();
-    let summaries = match summarize::summarize_all(ctx, &model, &articles, &mut stage, &bar) {
-        // As for translation: a failed batch is tried again article by article.
-        Err(e) if articles.len() > 1 => {
-            tracing::warn!(
-                "the summary batch failed ({}); summarizing article by article",
-                e.in_words()
-            );
-            Ok(articles
-                .iter()
-                .map(|a| {
-                    summarize::summarize_all(ctx, &model, std::slice::from_ref(a), &mut stage, &bar)
-                        .and_then(|mut one| one.remove(0))
-                })
-                .collect())
-        }
-        other => other,
-    };
-    match summaries {
+    match summarize::summarize_isolated(ctx, &model, &articles, &mut stage, &bar) {
         Ok(summaries) => {
             for (a, summary) in articles.iter_mut().zip(summaries) {
                 match summary {
@@ -155,10 +138,7 @@ fn brief_stage(
     bar.finish_and_clear();
     stage.finish(started);
     stages.push(stage);
-    // In flow order, then by file: the same whichever shard or batch met them.
-    failures.sort_by(|a, b| {
-        (stage_rank(&a.stage), &a.source_path).cmp(&(stage_rank(&b.stage), &b.source_path))
-    });
+    Failure::sort_in_flow_order(&mut failures);
 
     RunOutcome {
         articles,
@@ -173,14 +153,6 @@ fn brief_stage(
     }
 }
 
-/// Where a failure's stage comes in the flow.
-fn stage_rank(stage: &str) -> usize {
-    ["load", "translate", "write", "summarize", "brief"]
-        .iter()
-        .position(|s| *s == stage)
-        .unwrap_or(usize::MAX)
-}
-
 /// Load, clean and detect every input file; a file that fails is a failure, the rest go on.
 fn prepare_all(
     ctx: &Context,
@@ -192,7 +164,7 @@ fn prepare_all(
     stages: &mut Vec<StageStats>,
 ) -> (Vec<Prepared>, Vec<Failure>, Vec<SkippedInput>, InputSet) {
     let (files, mut input_errors, skipped) = load::collect_inputs(inputs, Some(out_dir));
-    let walked = input_set(&files);
+    let walked = load::input_set(&files);
     // Errors that belong to no article (a path that does not exist) are reported by shard 0.
     if shard.is_some_and(|s| s.index != 0) {
         input_errors.clear();
@@ -221,19 +193,6 @@ fn prepare_all(
     stage.finish(started);
     stages.push(stage);
     (prepared, failures, skipped, walked)
-}
-
-fn input_set(files: &[PathBuf]) -> InputSet {
-    use sha2::{Digest, Sha256};
-    let mut hash = Sha256::new();
-    for f in files {
-        hash.update(f.to_string_lossy().as_bytes());
-        hash.update(b"\n");
-    }
-    InputSet {
-        files: files.len(),
-        sha256: hash.finalize().iter().map(|b| format!("{b:02x}")).collect(),
-    }
 }
 
 /// Translate and check: the articles of each translator model go through it together, in

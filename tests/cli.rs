@@ -535,3 +535,34 @@ fn a_spanish_article_keeps_its_numbers() {
         .collect();
     assert!(number_flags.is_empty(), "{number_flags:?}");
 }
+
+#[test]
+fn cache_stats_and_prune_report_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let shelf = store.join("units/llm/ab");
+    std::fs::create_dir_all(&shelf).unwrap();
+    // An entry cut short: no header line.
+    std::fs::write(shelf.join("ab12"), "{\"text\":").unwrap();
+    let stats = crossbrief()
+        .args(["cache", "stats", "--json", "--cache"])
+        .arg(&store)
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&stats.get_output().stdout).unwrap();
+    assert_eq!(json["entries"], 1);
+    crossbrief()
+        .args(["cache", "prune", "--older-than", "30d", "--cache"])
+        .arg(&store)
+        .assert()
+        .success()
+        .stdout(contains(
+            "removed 0 entries unused for 30days, 1 corrupt entries",
+        ));
+    assert!(!shelf.join("ab12").exists());
+    crossbrief()
+        .args(["cache", "prune", "--older-than", "soon", "--cache"])
+        .arg(&store)
+        .assert()
+        .code(2);
+}

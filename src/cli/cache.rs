@@ -43,12 +43,15 @@ pub fn cache(action: &CacheAction) -> anyhow::Result<ExitCode> {
         CacheAction::Prune { cache, older_than } => {
             let root = root(cache)?;
             let report = store::prune(&root, *older_than)?;
+            let aged = older_than.map_or(String::new(), |d| {
+                format!(
+                    "{} entries unused for {}, ",
+                    report.aged,
+                    humantime::format_duration(d)
+                )
+            });
             println!(
-                "removed {} entries not used for {}, {} corrupt, {} temporary file(s) ({}); {} entries kept in {}",
-                report.aged,
-                older_than.map_or("a while (no --older-than given: none)".to_string(), |d| {
-                    humantime::format_duration(d).to_string()
-                }),
+                "removed {aged}{} corrupt entries and {} leftover temporary file(s) ({}); {} entries kept in {}",
                 report.corrupt,
                 report.temporary,
                 megabytes(report.bytes),

@@ -5,13 +5,27 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
-use crate::domain::{Format, SkippedInput, SourceDoc};
+use crate::domain::{Format, InputSet, SkippedInput, SourceDoc};
 use crate::error::{Error, Result};
 
 pub mod front_matter;
 
 pub const EXTENSIONS: [&str; 3] = ["txt", "md", "json"];
+
+/// The files a run walked, as a count and a hash of their paths in order.
+pub fn input_set(files: &[PathBuf]) -> InputSet {
+    let mut hash = Sha256::new();
+    for f in files {
+        hash.update(f.to_string_lossy().as_bytes());
+        hash.update(b"\n");
+    }
+    InputSet {
+        files: files.len(),
+        sha256: hash.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+    }
+}
 
 /// Files larger than this are refused unless `--max-bytes` says otherwise.
 pub const DEFAULT_MAX_BYTES: u64 = 2 * 1024 * 1024;

@@ -22,6 +22,33 @@ pub struct Grounded {
     pub low_confidence: bool,
 }
 
+/// `summarize_all`, and when the shared batch fails, each article again on its own, so that
+/// only the article that still fails is lost (as for translation).
+pub fn summarize_isolated(
+    ctx: &mut Context,
+    model: &str,
+    articles: &[ArticleOutcome],
+    stage: &mut StageStats,
+    bar: &ProgressBar,
+) -> Result<Vec<Result<Grounded>>> {
+    match summarize_all(ctx, model, articles, stage, bar) {
+        Err(e) if articles.len() > 1 => {
+            tracing::warn!(
+                "the summary batch failed ({}); summarizing article by article",
+                e.in_words()
+            );
+            Ok(articles
+                .iter()
+                .map(|a| {
+                    summarize_all(ctx, model, std::slice::from_ref(a), stage, bar)
+                        .and_then(|mut one| one.remove(0))
+                })
+                .collect())
+        }
+        other => other,
+    }
+}
+
 /// Summaries of `articles`, decoded in shared batches and grounded; one result per article.
 pub fn summarize_all(
     ctx: &mut Context,
