@@ -13,7 +13,7 @@ use anyhow::{bail, Context as _};
 
 use super::args::MergeArgs;
 use super::run::print_stages;
-use super::{context, open_store, printable, report_store, EXIT_ERROR, EXIT_PARTIAL};
+use super::{context, exit_code, open_store, print_failures, report_store, EXIT_ERROR};
 use crate::config::decoding::DecodingOverride;
 use crate::config::manifest::Catalog;
 use crate::config::shard::Shard;
@@ -34,13 +34,7 @@ pub fn merge(
     quiet: bool,
 ) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let generation = format!(
-        "{}-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        std::process::id()
-    );
+    let generation = output::new_generation();
     let shards = read_shards(&args.shards, catalog)?;
     let out_dir = OutDir::claim(&args.out, &args.shards)?;
     let first = &shards[0].1.run;
@@ -123,14 +117,7 @@ pub fn merge(
     if !quiet {
         print_stages(&record.stages);
     }
-    for f in &outcome.failures {
-        eprintln!(
-            "error: {} ({}): {}",
-            printable(&f.source_path.display().to_string()),
-            f.stage,
-            printable(&f.error)
-        );
-    }
+    print_failures(&outcome.failures);
     writeln!(
         std::io::stdout().lock(),
         "wrote {} ({} article(s) from {} shard(s), {} failed)",
@@ -139,11 +126,7 @@ pub fn merge(
         args.shards.len(),
         outcome.failures.len()
     )?;
-    Ok(if outcome.failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_PARTIAL)
-    })
+    Ok(exit_code(&outcome.failures))
 }
 
 /// Every shard's report, checked to make one whole: shards K/N of one N, each once, all of

@@ -153,6 +153,27 @@ pub fn open_store(args: &StoreArgs) -> Option<std::sync::Arc<WorkStore>> {
     }
 }
 
+/// Each failed article on stderr, one line each: its file, stage and error.
+pub fn print_failures(failures: &[crate::domain::Failure]) {
+    for f in failures {
+        eprintln!(
+            "error: {} ({}): {}",
+            printable(&f.source_path.display().to_string()),
+            f.stage,
+            printable(&f.error)
+        );
+    }
+}
+
+/// 0 when every article made it, else 3 (the brief is written all the same).
+pub fn exit_code(failures: &[crate::domain::Failure]) -> ExitCode {
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_PARTIAL)
+    }
+}
+
 /// The store's line for the end of a run.
 pub fn report_store(record: Option<&crate::store::StoreRecord>, quiet: bool) {
     let Some(r) = record else { return };

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use super::args::RunArgs;
-use super::{context, open_store, overrides, printable, report_store, EXIT_ERROR, EXIT_PARTIAL};
+use super::{
+    context, exit_code, open_store, overrides, print_failures, printable, report_store, EXIT_ERROR,
+};
 use crate::config::manifest::Catalog;
 use crate::config::shard::Shard;
 use crate::domain::StageStats;
@@ -26,13 +28,7 @@ pub fn run(
     quiet: bool,
 ) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let generation = format!(
-        "{}-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        std::process::id()
-    );
+    let generation = output::new_generation();
     let shard = match args.shard.as_deref() {
         None => None,
         Some("auto") => {
@@ -135,14 +131,7 @@ pub fn run(
             s.reason
         );
     }
-    for f in &outcome.failures {
-        eprintln!(
-            "error: {} ({}): {}",
-            printable(&f.source_path.display().to_string()),
-            f.stage,
-            printable(&f.error)
-        );
-    }
+    print_failures(&outcome.failures);
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -151,11 +140,7 @@ pub fn run(
         outcome.articles.len(),
         outcome.failures.len()
     )?;
-    Ok(if outcome.failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_PARTIAL)
-    })
+    Ok(exit_code(&outcome.failures))
 }
 
 pub fn print_stages(stages: &[StageStats]) {

@@ -338,6 +338,17 @@ pub fn write_translation(out_dir: &Path, a: &ArticleOutcome) -> Result<()> {
     )
 }
 
+/// A new generation id: the start in seconds since 1970 and the pid (`run.generation`).
+pub fn new_generation() -> String {
+    format!(
+        "{}-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        std::process::id()
+    )
+}
+
 /// Peak resident memory of this process (Linux `VmHWM`), in MiB.
 pub fn peak_memory_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
