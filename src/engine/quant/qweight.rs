@@ -2,15 +2,18 @@
 //! multiplied with it, so that a sequence decodes to the same tokens alone or in any batch.
 //!
 //! One or two rows (decoding one or two sequences) go to our [`gemv`](super::gemv) kernel,
-//! which reads the compact GGUF blocks; more (batched decoding, prefill) to candle's kernels
-//! on tiles repacked for many rows. The two are bit-identical. candle alone would not do: it multiplies a lone Q6K row on the
-//! GGUF blocks with another kernel, which rounds differently from its tiles.
+//! which reads the compact GGUF blocks; more (batched decoding, prefill) to our
+//! [`gemm`](super::gemm) kernel on tiles repacked for many rows with AVX-512, else to
+//! candle's. All are bit-identical. candle alone would not do: it multiplies a lone Q6K row
+//! on the GGUF blocks with another kernel, which rounds differently from its tiles.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use candle_core::quantized::k_quants::{BlockQ8K, GgmlType};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor, D};
 
+use super::gemm::{self, PackedMatrix};
 use super::gemv::{self, Format};
 use crate::error::Result;
 
@@ -22,6 +25,8 @@ pub struct Weight {
     tiled: QMatMul,
     /// The GGUF blocks for lone rows, where our kernel handles the format on this CPU.
     compact: Option<(Arc<QTensor>, Format)>,
+    /// The same repacked for many rows, on first use, where this CPU runs `gemm`.
+    packed: OnceLock<PackedMatrix>,
 }
 
 impl Weight {
@@ -37,6 +42,7 @@ impl Weight {
         Ok(Weight {
             compact: format.filter(|_| fits).map(|f| (t.clone(), f)),
             tiled: QMatMul::from_arc(t)?,
+            packed: OnceLock::new(),
         })
     }
 
@@ -53,8 +59,44 @@ impl Weight {
         let compact: Option<Vec<_>> = weights.iter().map(|w| w.compact.as_ref()).collect();
         match compact {
             Some(compact) if rows <= GEMV_ROWS => Self::gemv_forward(&compact, x),
+            Some(_) if gemm::available() => Self::gemm_forward(weights, x),
             _ => weights.iter().map(|w| Ok(w.tiled.forward(x)?)).collect(),
         }
+    }
+
+    /// The repacked tiles of a weight with compact blocks.
+    fn packed(&self) -> Result<&PackedMatrix> {
+        let (t, format) = self
+            .compact
+            .as_ref()
+            .expect("only compact weights are repacked");
+        if let Some(p) = self.packed.get() {
+            return Ok(p);
+        }
+        let (n, k) = t.shape().dims2()?;
+        let data = t.data()?;
+        Ok(self
+            .packed
+            .get_or_init(|| PackedMatrix::pack(*format, &data, n, k)))
+    }
+
+    /// `x @ Wᵀ` by our many-row kernel, for weights that all have compact blocks.
+    fn gemm_forward(weights: &[&Weight], x: &Tensor) -> Result<Vec<Tensor>> {
+        let k = x.dim(D::Minus1)?;
+        let rows = x.elem_count() / k;
+        let xs = x.flatten_all()?.to_vec1::<f32>()?;
+        let act = quantize_rows_parallel(&xs, rows, k);
+        let packed: Vec<&PackedMatrix> =
+            weights.iter().map(|w| w.packed()).collect::<Result<_>>()?;
+        let mut outs: Vec<Vec<f32>> = packed.iter().map(|p| vec![0f32; rows * p.rows()]).collect();
+        gemm::gemm_many(&packed, &act, rows, &mut outs);
+        let mut shape = x.dims().to_vec();
+        outs.into_iter()
+            .map(|o| {
+                *shape.last_mut().expect("x has dims") = o.len() / rows;
+                Ok(Tensor::from_vec(o, shape.as_slice(), &Device::Cpu)?)
+            })
+            .collect()
     }
 
     /// `x @ Wᵀ` by our kernel, for up to [`gemv::MAX_ROWS`] rows.
@@ -90,6 +132,23 @@ impl Weight {
             })
             .collect()
     }
+}
+
+/// [`gemv::quantize_rows`] with the rows shared among candle's threads (a prompt's rows are
+/// many; each row is quantized alone either way, so the blocks are the same).
+fn quantize_rows_parallel(xs: &[f32], rows: usize, k: usize) -> Vec<BlockQ8K> {
+    let kb = k / 256;
+    let mut blocks = vec![BlockQ8K::zeros(); rows * kb];
+    let out = blocks.as_mut_ptr() as usize;
+    candle_core::utils::barrier_pool().execute_chunked(rows, |range| {
+        for r in range {
+            // SAFETY: each row writes only its own `kb` blocks.
+            let own =
+                unsafe { std::slice::from_raw_parts_mut((out as *mut BlockQ8K).add(r * kb), kb) };
+            BlockQ8K::from_float(&xs[r * k..(r + 1) * k], own);
+        }
+    });
+    blocks
 }
 
 #[cfg(test)]
@@ -135,6 +194,52 @@ mod tests {
                     &got[..4],
                     &expected[..4]
                 );
+            }
+        }
+        Ok(())
+    }
+
+    /// The many-row kernel against candle's tiles (AVX-512 VNNI, and AMX where the CPU has it
+    /// from 32 rows on): every output bit-identical, both formats, any number of rows, two
+    /// matrices of different heights in one pass.
+    #[test]
+    fn many_rows_match_the_tiled_kernel_bit_for_bit() -> Result<()> {
+        if !gemm::available() {
+            return Ok(());
+        }
+        let dev = Device::Cpu;
+        let k = 1024;
+        let xs = (Tensor::randn(0f32, 1.0, (300, k), &dev)? * 3.0)?;
+        for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
+            let ws: Vec<Tensor> = [96, 48]
+                .iter()
+                .map(|&n| Tensor::randn(0f32, 1.0, (n, k), &dev))
+                .collect::<candle_core::Result<_>>()?;
+            let ours: Vec<Weight> = ws
+                .iter()
+                .map(|w| Weight::new(QTensor::quantize(w, dtype)?))
+                .collect::<Result<_>>()?;
+            let tiled: Vec<QMatMul> = ws
+                .iter()
+                .map(|w| Ok(QMatMul::from_qtensor(QTensor::quantize(w, dtype)?)?))
+                .collect::<Result<_>>()?;
+            for rows in [3, 7, 8, 9, 23, 32, 33, 64, 300] {
+                let x = xs.narrow(0, 0, rows)?;
+                let got = Weight::gemm_forward(&[&ours[0], &ours[1]], &x)?;
+                for (g, t) in got.iter().zip(&tiled) {
+                    let expected = t.forward(&x)?.flatten_all()?.to_vec1::<f32>()?;
+                    let g = g.flatten_all()?.to_vec1::<f32>()?;
+                    let same = g
+                        .iter()
+                        .zip(&expected)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(
+                        same && g.len() == expected.len(),
+                        "{dtype:?}, {rows} rows: {:?} vs {:?}",
+                        &g[..4],
+                        &expected[..4]
+                    );
+                }
             }
         }
         Ok(())

@@ -1,0 +1,376 @@
+//! Many activation rows (prefill, decoding batches of three rows or more) times a Q4K or Q6K
+//! matrix with AVX-512 VNNI integer dot products: the weights are repacked once into tiles of
+//! 16 matrix rows, and each tile's 4-bit or 6-bit values are unpacked once for 8 activation
+//! rows whose sums stay in registers.
+//!
+//! Written here because candle's tiled kernel keeps the sums of a run-time number of rows (at
+//! most 4) in arrays the compiler leaves in memory: it ran at about a quarter of the dot
+//! product instructions' rate on the sample run's prompts (figures in the README). The float
+//! operations that scale and accumulate each sub-block's exact integer sum are candle's, in
+//! candle's order, so every output is bit-identical to candle's tiles (AVX-512 VNNI and AMX
+//! alike) and to [`gemv`](super::gemv): a prompt gives the same tokens whatever kernel its
+//! rows went through.
+
+use candle_core::quantized::k_quants::BlockQ8K;
+
+use super::gemv::Format;
+
+const QK_K: usize = 256;
+/// Matrix rows per tile: one f32 lane each.
+const TILE: usize = 16;
+/// Activation rows per kernel call, their sums and accumulators held in registers.
+const ROWS: usize = 8;
+const Q4K_BYTES: usize = 144;
+const Q6K_BYTES: usize = 210;
+/// `BlockQ8K` field offsets (its fields are private to candle; `gemv` checks the size).
+const Q8K_BYTES: usize = 292;
+const Q8K_QS: usize = 4;
+const Q8K_BSUMS: usize = 260;
+/// Activation bytes a work item keeps in cache while it walks the matrix's tiles.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// One superblock (256 columns) of 16 matrix rows: per sub-block f32 scales and mins as
+/// candle's tiles compute them (`d * sc`, `dmin * m`), and the 4-bit values: bytes
+/// `[8-column group][row][4]`, low nibble column `8g + j`, high nibble `8g + j + 4`.
+#[repr(C)]
+struct TileQ4K {
+    scales: [[f32; TILE]; 8],
+    mins: [[f32; TILE]; 8],
+    qs: [u8; QK_K / 8 * TILE * 4],
+}
+
+/// One superblock of 16 matrix rows: per 16-column sub-block scales (`d * sc`) and the 6-bit
+/// values as bytes 0..63 (the weight is the value less 32), `[4-column group][row][4]`.
+#[repr(C)]
+struct TileQ6K {
+    scales: [[f32; TILE]; 16],
+    qs: [u8; QK_K / 4 * TILE * 4],
+}
+
+enum Tiles {
+    Q4K(Vec<TileQ4K>),
+    Q6K(Vec<TileQ6K>),
+}
+
+/// A `n × k` matrix repacked for [`gemm_many`]: tile `t * kb + b` holds rows `16t..16t + 16`
+/// of superblock `b`.
+pub struct PackedMatrix {
+    n: usize,
+    k: usize,
+    tiles: Tiles,
+}
+
+/// Whether this CPU runs these kernels (AVX-512 with VNNI; elsewhere candle's tiles serve).
+pub fn available() -> bool {
+    super::gemv::wide()
+}
+
+fn f16_at(bytes: &[u8], at: usize) -> f32 {
+    half::f16::from_bits(u16::from_le_bytes([bytes[at], bytes[at + 1]])).to_f32()
+}
+
+/// ggml's 6-bit scale and min of sub-block `j` from a Q4K block's 12 scale bytes.
+fn q4k_scale_min(j: usize, s: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (s[j] & 63, s[j + 4] & 63)
+    } else {
+        (
+            (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4),
+            (s[j + 4] >> 4) | ((s[j] >> 6) << 4),
+        )
+    }
+}
+
+impl PackedMatrix {
+    /// Repacks the GGUF blocks of an `n × k` matrix (`n` a multiple of 16, `k` of 256).
+    pub fn pack(format: Format, blocks: &[u8], n: usize, k: usize) -> Self {
+        assert!(n.is_multiple_of(TILE) && k.is_multiple_of(QK_K));
+        let kb = k / QK_K;
+        let tiles = match format {
+            Format::Q4K => {
+                assert!(blocks.len() >= n * kb * Q4K_BYTES);
+                let mut tiles = Vec::with_capacity(n / TILE * kb);
+                for t in 0..n / TILE {
+                    for b in 0..kb {
+                        tiles.push(pack_q4k(blocks, kb, t, b));
+                    }
+                }
+                Tiles::Q4K(tiles)
+            }
+            Format::Q6K => {
+                assert!(blocks.len() >= n * kb * Q6K_BYTES);
+                let mut tiles = Vec::with_capacity(n / TILE * kb);
+                for t in 0..n / TILE {
+                    for b in 0..kb {
+                        tiles.push(pack_q6k(blocks, kb, t, b));
+                    }
+                }
+                Tiles::Q6K(tiles)
+            }
+        };
+        PackedMatrix { n, k, tiles }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.n
+    }
+}
+
+fn pack_q4k(blocks: &[u8], kb: usize, t: usize, b: usize) -> TileQ4K {
+    let mut tile = TileQ4K {
+        scales: [[0.0; TILE]; 8],
+        mins: [[0.0; TILE]; 8],
+        qs: [0; QK_K / 8 * TILE * 4],
+    };
+    for r in 0..TILE {
+        let blk = &blocks[((t * TILE + r) * kb + b) * Q4K_BYTES..][..Q4K_BYTES];
+        let (d, dmin) = (f16_at(blk, 0), f16_at(blk, 2));
+        for sub in 0..8 {
+            let (sc, mn) = q4k_scale_min(sub, &blk[4..16]);
+            tile.scales[sub][r] = d * sc as f32;
+            tile.mins[sub][r] = dmin * mn as f32;
+        }
+        // 32-byte chunk c holds columns [64c, 64c + 32) in its low nibbles, the next 32 in
+        // its high nibbles
+        let qs = &blk[16..];
+        let value = |col: usize| {
+            let byte = qs[col / 64 * 32 + col % 32];
+            if col % 64 < 32 {
+                byte & 0x0F
+            } else {
+                byte >> 4
+            }
+        };
+        for g in 0..QK_K / 8 {
+            for j in 0..4 {
+                tile.qs[(g * TILE + r) * 4 + j] = value(8 * g + j) | (value(8 * g + j + 4) << 4);
+            }
+        }
+    }
+    tile
+}
+
+fn pack_q6k(blocks: &[u8], kb: usize, t: usize, b: usize) -> TileQ6K {
+    let mut tile = TileQ6K {
+        scales: [[0.0; TILE]; 16],
+        qs: [0; QK_K / 4 * TILE * 4],
+    };
+    for r in 0..TILE {
+        let blk = &blocks[((t * TILE + r) * kb + b) * Q6K_BYTES..][..Q6K_BYTES];
+        let (ql, qh, scales) = (&blk[..128], &blk[128..192], &blk[192..208]);
+        let d = f16_at(blk, 208);
+        for (sub, &scale) in scales.iter().enumerate() {
+            tile.scales[sub][r] = d * (scale as i8) as f32;
+        }
+        // ggml's layout: 128-column halves, low 4 bits in ql, high 2 bits in qh
+        let mut vals = [0u8; QK_K];
+        for h in 0..2 {
+            let (ql, qh) = (&ql[h * 64..], &qh[h * 32..]);
+            for j in 0..32 {
+                vals[h * 128 + j] = (ql[j] & 0x0F) | ((qh[j] & 3) << 4);
+                vals[h * 128 + j + 32] = (ql[j + 32] & 0x0F) | (((qh[j] >> 2) & 3) << 4);
+                vals[h * 128 + j + 64] = (ql[j] >> 4) | (((qh[j] >> 4) & 3) << 4);
+                vals[h * 128 + j + 96] = (ql[j + 32] >> 4) | (((qh[j] >> 6) & 3) << 4);
+            }
+        }
+        for g in 0..QK_K / 4 {
+            for j in 0..4 {
+                tile.qs[(g * TILE + r) * 4 + j] = vals[g * 4 + j];
+            }
+        }
+    }
+    tile
+}
+
+/// `outs[i] = x · matrices[i]ᵀ` for `rows` activation rows `x` (quantized by
+/// [`gemv::quantize_rows`](super::gemv::quantize_rows)) and matrices of the same `k`;
+/// `outs[i]` is `rows × n_i`. All products share one pass of candle's thread pool; a work
+/// item is one tile column of one matrix for a chunk of rows small enough to stay in cache.
+pub fn gemm_many(matrices: &[&PackedMatrix], x: &[BlockQ8K], rows: usize, outs: &mut [Vec<f32>]) {
+    assert!(available() && matrices.len() == outs.len() && !matrices.is_empty());
+    let k = matrices[0].k;
+    let kb = k / QK_K;
+    assert!(x.len() == rows * kb);
+    let chunk = (CHUNK_BYTES / (kb * Q8K_BYTES)).clamp(ROWS, 256) / ROWS * ROWS;
+    let chunks = rows.div_ceil(chunk);
+    // (first item, matrix, out) per matrix
+    let mut parts = Vec::with_capacity(matrices.len());
+    let mut items = 0;
+    for (m, out) in matrices.iter().zip(outs.iter_mut()) {
+        assert!(m.k == k && out.len() == rows * m.n);
+        parts.push((items, *m, out.as_mut_ptr() as usize));
+        items += chunks * (m.n / TILE);
+    }
+    let act = x.as_ptr() as usize;
+    let row_bytes = kb * Q8K_BYTES;
+    candle_core::utils::barrier_pool().execute_chunked(items, |range| {
+        for item in range {
+            let p = parts.partition_point(|part| part.0 <= item) - 1;
+            let (first, matrix, out) = parts[p];
+            let n_tiles = matrix.n / TILE;
+            let (c, t) = ((item - first) / n_tiles, (item - first) % n_tiles);
+            let end = rows.min((c + 1) * chunk);
+            let mut r0 = c * chunk;
+            while r0 < end {
+                let count = (end - r0).min(ROWS);
+                let act = (act as *const u8).wrapping_add(r0 * row_bytes);
+                let out = (out as *mut f32).wrapping_add(r0 * matrix.n + t * TILE);
+                // SAFETY: `available()` checked the features; the tiles of column `t` are
+                // `kb` long, `act` holds `count` rows of `kb` blocks, and each item writes only
+                // its own 16 columns of its own rows.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    match &matrix.tiles {
+                        Tiles::Q4K(tiles) => {
+                            x86::q4k(&tiles[t * kb..][..kb], act, row_bytes, count, out, matrix.n)
+                        }
+                        Tiles::Q6K(tiles) => {
+                            x86::q6k(&tiles[t * kb..][..kb], act, row_bytes, count, out, matrix.n)
+                        }
+                    }
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                let _ = (act, out, count);
+                r0 += count;
+            }
+        }
+    });
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::*;
+    use core::arch::x86_64::*;
+
+    /// 4 activation bytes at `p`, broadcast to every 32-bit lane.
+    #[inline(always)]
+    unsafe fn bcast4(p: *const u8) -> __m512i {
+        _mm512_set1_epi32((p as *const i32).read_unaligned())
+    }
+
+    #[inline(always)]
+    unsafe fn bsum(block: *const u8, i: usize) -> i32 {
+        (block.add(Q8K_BSUMS + 2 * i) as *const i16).read_unaligned() as i32
+    }
+
+    /// Dispatches `count` (1..=8) rows to the kernel compiled for that many.
+    macro_rules! by_rows {
+        ($kernel:ident, $count:expr, $($arg:expr),*) => {
+            match $count {
+                1 => $kernel::<1>($($arg),*),
+                2 => $kernel::<2>($($arg),*),
+                3 => $kernel::<3>($($arg),*),
+                4 => $kernel::<4>($($arg),*),
+                5 => $kernel::<5>($($arg),*),
+                6 => $kernel::<6>($($arg),*),
+                7 => $kernel::<7>($($arg),*),
+                _ => $kernel::<ROWS>($($arg),*),
+            }
+        };
+    }
+
+    pub unsafe fn q4k(
+        tiles: &[TileQ4K],
+        act: *const u8,
+        row_bytes: usize,
+        count: usize,
+        out: *mut f32,
+        n: usize,
+    ) {
+        by_rows!(q4k_rows, count, tiles, act, row_bytes, out, n)
+    }
+
+    pub unsafe fn q6k(
+        tiles: &[TileQ6K],
+        act: *const u8,
+        row_bytes: usize,
+        count: usize,
+        out: *mut f32,
+        n: usize,
+    ) {
+        by_rows!(q6k_rows, count, tiles, act, row_bytes, out, n)
+    }
+
+    /// `R` activation rows (`row_bytes` apart) times one tile column of a Q4K matrix into
+    /// `out[i * n..][..16]`. Per output: for each superblock and sub-block in order,
+    /// `acc += isum · (scale · d)` then `acc -= min · (d · bsum)`, as candle's tiles do.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn q4k_rows<const R: usize>(
+        tiles: &[TileQ4K],
+        act: *const u8,
+        row_bytes: usize,
+        out: *mut f32,
+        n: usize,
+    ) {
+        let mask = _mm512_set1_epi8(0x0F);
+        let mut acc = [_mm512_setzero_ps(); R];
+        for (b, tile) in tiles.iter().enumerate() {
+            let blocks: [*const u8; R] =
+                std::array::from_fn(|i| act.add(i * row_bytes + b * Q8K_BYTES));
+            let d: [f32; R] = std::array::from_fn(|i| *(blocks[i] as *const f32));
+            for sub in 0..8 {
+                let mut isum = [_mm512_setzero_si512(); R];
+                for g4 in 0..4 {
+                    let w = _mm512_loadu_si512(tile.qs.as_ptr().add((sub * 4 + g4) * 64) as _);
+                    let lo = _mm512_and_si512(w, mask);
+                    let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(w), mask);
+                    for i in 0..R {
+                        let q = blocks[i].add(Q8K_QS + sub * 32 + g4 * 8);
+                        isum[i] = _mm512_dpbusd_epi32(isum[i], lo, bcast4(q));
+                        isum[i] = _mm512_dpbusd_epi32(isum[i], hi, bcast4(q.add(4)));
+                    }
+                }
+                let scale = _mm512_loadu_ps(tile.scales[sub].as_ptr());
+                let min = _mm512_loadu_ps(tile.mins[sub].as_ptr());
+                for i in 0..R {
+                    let sums = (bsum(blocks[i], 2 * sub) + bsum(blocks[i], 2 * sub + 1)) as f32;
+                    acc[i] = _mm512_fmadd_ps(
+                        _mm512_cvtepi32_ps(isum[i]),
+                        _mm512_mul_ps(scale, _mm512_set1_ps(d[i])),
+                        acc[i],
+                    );
+                    acc[i] = _mm512_fnmadd_ps(min, _mm512_set1_ps(d[i] * sums), acc[i]);
+                }
+            }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            _mm512_storeu_ps(out.add(i * n), *acc);
+        }
+    }
+
+    /// The same for a Q6K matrix: per sub-block, `acc += (isum − 32 · bsum) · (scale · d)`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn q6k_rows<const R: usize>(
+        tiles: &[TileQ6K],
+        act: *const u8,
+        row_bytes: usize,
+        out: *mut f32,
+        n: usize,
+    ) {
+        let mut acc = [_mm512_setzero_ps(); R];
+        for (b, tile) in tiles.iter().enumerate() {
+            let blocks: [*const u8; R] =
+                std::array::from_fn(|i| act.add(i * row_bytes + b * Q8K_BYTES));
+            let d: [f32; R] = std::array::from_fn(|i| *(blocks[i] as *const f32));
+            for sub in 0..16 {
+                let mut isum = [_mm512_setzero_si512(); R];
+                for g4 in 0..4 {
+                    let w = _mm512_loadu_si512(tile.qs.as_ptr().add((sub * 4 + g4) * 64) as _);
+                    for i in 0..R {
+                        let q = blocks[i].add(Q8K_QS + sub * 16 + g4 * 4);
+                        isum[i] = _mm512_dpbusd_epi32(isum[i], w, bcast4(q));
+                    }
+                }
+                let scale = _mm512_loadu_ps(tile.scales[sub].as_ptr());
+                for i in 0..R {
+                    let offset = _mm512_set1_ps(32.0 * bsum(blocks[i], sub) as f32);
+                    let f = _mm512_sub_ps(_mm512_cvtepi32_ps(isum[i]), offset);
+                    acc[i] = _mm512_fmadd_ps(f, _mm512_mul_ps(scale, _mm512_set1_ps(d[i])), acc[i]);
+                }
+            }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            _mm512_storeu_ps(out.add(i * n), *acc);
+        }
+    }
+}
