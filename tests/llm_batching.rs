@@ -224,6 +224,98 @@ fn batched_greedy_tokens_equal_one_at_a_time() {
     assert!(distinct.len() > 2, "degenerate output {:?}", first.ids);
 }
 
+/// Continuous batching: a finished row's slot takes the next waiting prompt at the next step.
+/// With 2 slots and budgets 5, 30 and 10 (decoded past stop tokens, so the lengths are
+/// exact), the third prompt runs beside the second instead of after it; and every row's tokens
+/// are those it decodes alone.
+#[test]
+fn a_finished_row_is_refilled_at_the_next_step() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path());
+    // First tokens 3, 4, 5: the queue takes them in this order.
+    let prompts: Vec<(Vec<u32>, usize)> = [(3, 5), (4, 30), (5, 10)]
+        .iter()
+        .map(|&(first, budget)| ((first..first + 9).collect(), budget))
+        .collect();
+    let mut alone = engine(dir.path());
+    alone.set_ignore_stops(true);
+    alone.set_batch_rows(1);
+    let (one, _) = alone
+        .generate_from_ids(&prompts, GREEDY, &mut |_| {})
+        .unwrap();
+    let mut two = engine(dir.path());
+    two.set_ignore_stops(true);
+    two.set_batch_rows(2);
+    let mut order = Vec::new();
+    let (many, t) = two
+        .generate_from_ids(&prompts, GREEDY, &mut |i| order.push(i))
+        .unwrap();
+    for (i, (a, b)) in one.iter().zip(&many).enumerate() {
+        let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+        assert_eq!(a.ids, b.ids, "prompt {i}");
+        assert_eq!(b.new_tokens, prompts[i].1);
+    }
+    // One continuous batch of two rows; the 10-token prompt finished before the 30-token one.
+    assert_eq!((t.batches, t.largest_batch), (1, 2));
+    assert_eq!(order, vec![0, 2, 1]);
+    // The first token of each comes from its prefill: the 30-token row alone needs 29 steps.
+    // Batches of two without refill would take 29 + 9 = 38.
+    assert_eq!(t.steps, 29, "steps");
+}
+
+/// Consensus candidates (one prompt, each row sampling with its own seed) share the prompt's
+/// prefill: each after the first reuses all of its keys and values but the last token's. In a
+/// mix with other prompts, refilled slots included, every row gives the tokens it gives alone.
+#[test]
+fn shared_prefix_candidates_decode_as_alone_in_any_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path());
+    let mut prompts = prompts();
+    let mut sampling = vec![None; prompts.len()];
+    let candidate = prompts[4].clone();
+    for seed in [11, 12, 13] {
+        prompts.push(candidate.clone());
+        sampling.push(Some(Decoding {
+            temperature: 0.8,
+            top_p: 0.95,
+            seed,
+        }));
+    }
+    let mut alone = engine(dir.path());
+    alone.set_batch_rows(1);
+    let (one, _) = alone
+        .generate_sampled_from_ids(&prompts, &sampling, GREEDY, &mut |_| {})
+        .unwrap();
+    for rows in [3, 8] {
+        let mut batched = engine(dir.path());
+        batched.set_batch_rows(rows);
+        let (many, t) = batched
+            .generate_sampled_from_ids(&prompts, &sampling, GREEDY, &mut |_| {})
+            .unwrap();
+        assert_eq!((t.batches, t.largest_batch), (1, rows));
+        for (i, (a, b)) in one.iter().zip(&many).enumerate() {
+            let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+            assert_eq!(a.ids, b.ids, "prompt {i} differs at {rows} rows");
+        }
+        let candidates = &many[many.len() - 3..];
+        let reused: Vec<usize> = candidates
+            .iter()
+            .map(|c| c.as_ref().unwrap().reused_tokens)
+            .collect();
+        // The greedy row of the same prompt comes first in the queue: all three reuse it.
+        assert!(
+            reused.iter().all(|&r| r == candidate.0.len() - 1),
+            "{reused:?}"
+        );
+    }
+    // The candidates are not one answer thrice.
+    let texts: std::collections::BTreeSet<Vec<u32>> = one[one.len() - 3..]
+        .iter()
+        .map(|c| c.as_ref().unwrap().ids.clone())
+        .collect();
+    assert!(texts.len() > 1, "the sampled candidates are identical");
+}
+
 /// KV bytes of one token of the tiny model: 2 layers × 2 KV heads × 64 dims × (K, V) × f32.
 const KV_BYTES_PER_TOKEN: usize = LAYERS * 2 * (DIM / 4) * 2 * 4;
 

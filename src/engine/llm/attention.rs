@@ -10,12 +10,18 @@ use candle_core::{Device, Storage, Tensor};
 
 use crate::error::{Error, Result};
 
-/// `q`: `[rows, heads, 1, head dim]`; `k`, `v`: `[rows, kv heads, slots, head dim]` views of a
-/// batch cache (the slots dimension may be a narrowed part of a larger one); row r attends
-/// over its slots `[starts[r], slots)`. Returns `[rows, heads, 1, head dim]`.
-pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, starts: &[usize]) -> Result<Tensor> {
+/// `q`: `[rows, heads, 1, head dim]`; `k`, `v`: `[slots, kv heads, capacity, head dim]`, a
+/// batch cache; row r attends over positions `[0, len)` of slot `slot` for `spans[r] = (slot,
+/// len)`. Returns `[rows, heads, 1, head dim]`.
+pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, spans: &[(usize, usize)]) -> Result<Tensor> {
     let (rows, heads, _, hd) = q.dims4()?;
-    let (_, kv_heads, slots, _) = k.dims4()?;
+    let (_, kv_heads, capacity, _) = k.dims4()?;
+    if spans.len() != rows || spans.iter().any(|&(_, len)| len > capacity) {
+        return Err(Error::model(
+            "qwen2",
+            "attention spans do not fit the cache",
+        ));
+    }
     let group = heads / kv_heads;
     let q = q.flatten_all()?.to_vec1::<f32>()?;
     let (k_store, k_layout) = k.storage_and_layout();
@@ -38,9 +44,9 @@ pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, starts: &[usize]) -> Result<Te
         let mut scores = Vec::new();
         for item in items {
             let (r, kv) = (item / kv_heads, item % kv_heads);
-            let start = starts[r];
-            let keys = &k_all[k0 + r * ks[0] + kv * ks[1]..][start * hd..slots * hd];
-            let values = &v_all[v0 + r * vs[0] + kv * vs[1]..][start * hd..slots * hd];
+            let (slot, len) = spans[r];
+            let keys = &k_all[k0 + slot * ks[0] + kv * ks[1]..][..len * hd];
+            let values = &v_all[v0 + slot * vs[0] + kv * vs[1]..][..len * hd];
             let first = (r * heads + kv * group) * hd;
             let queries = &q[first..first + group * hd];
             // SAFETY: each item writes only the outputs of its own query heads.

@@ -1,19 +1,30 @@
 //! The KV cache every model family decodes over: one growable row for prefill with prefix
-//! reuse, or a batch of left-padded rows written in place.
+//! reuse, or a batch of slots written in place, each holding one sequence of its own length,
+//! so that a finished sequence's slot takes the next waiting one (continuous batching).
 
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
 
-/// Keys and values of every layer, `[rows, kv heads, slots, head dim]`, and how many slots are
-/// filled. A growable cache (one prompt, prefix reuse) appends by concatenation, so truncating
-/// it and copying rows out never alias. A batch cache is allocated once at its final size and
-/// written in place: copying a many-row cache at every step would cost more than the step.
+/// Keys and values of every layer, `[rows, kv heads, positions, head dim]`, and how many
+/// positions are filled. A growable cache (one prompt, prefix reuse) appends by
+/// concatenation, so truncating it and copying rows out never alias. A batch cache is
+/// allocated once at its final size and written in place: copying a many-row cache at every
+/// step would cost more than the step.
 pub struct KvCache {
     pub(crate) layers: Vec<Option<(Tensor, Tensor)>>,
     pub(crate) len: usize,
-    /// Batch caches: the first filled slot of each row (the slots before it are padding).
-    pub(crate) row_starts: Option<Vec<usize>>,
+    /// Batch caches: the slots and filled lengths of the rows the next step decodes.
+    pub(crate) live: Option<Vec<LiveRow>>,
+    /// Batch caches: each slot's filled length.
+    lens: Vec<usize>,
+}
+
+/// A row of a decoding step: its slot in the batch cache and how many positions it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveRow {
+    pub slot: usize,
+    pub len: usize,
 }
 
 impl KvCache {
@@ -21,7 +32,8 @@ impl KvCache {
         KvCache {
             layers: vec![None; n_layers],
             len: 0,
-            row_starts: None,
+            live: None,
+            lens: Vec::new(),
         }
     }
 
@@ -38,7 +50,7 @@ impl KvCache {
         if len >= self.len {
             return Ok(());
         }
-        if self.row_starts.is_none() {
+        if self.live.is_none() {
             for layer in &mut self.layers {
                 if let Some((k, v)) = layer.take() {
                     if len > 0 {
@@ -51,97 +63,77 @@ impl KvCache {
         Ok(())
     }
 
-    /// This one-row cache's filled slots placed at `[pad, pad + len)` of a row of `capacity`
-    /// zero slots, per layer.
-    pub fn padded_row(&self, pad: usize, capacity: usize) -> Result<Vec<(Tensor, Tensor)>> {
-        let place = |t: &Tensor| -> Result<Tensor> {
-            let t = t.narrow(2, 0, self.len)?;
-            let (b, h, _, d) = t.dims4()?;
-            let mut parts = Vec::with_capacity(3);
-            if pad > 0 {
-                parts.push(Tensor::zeros((b, h, pad, d), t.dtype(), t.device())?);
-            }
-            parts.push(t.clone());
-            let after = capacity - pad - self.len;
-            if after > 0 {
-                parts.push(Tensor::zeros((b, h, after, d), t.dtype(), t.device())?);
-            }
-            Ok(Tensor::cat(&parts, 2)?)
-        };
-        self.layers
-            .iter()
-            .map(|layer| {
-                let (k, v) = layer
-                    .as_ref()
-                    .ok_or_else(|| Error::model("qwen2", "empty KV cache"))?;
-                Ok((place(k)?, place(v)?))
-            })
-            .collect()
+    pub(crate) fn live(&self) -> Option<&[LiveRow]> {
+        self.live.as_deref()
     }
 
-    pub(crate) fn row_starts(&self) -> Option<&[usize]> {
-        self.row_starts.as_deref()
-    }
-
-    /// An empty batch cache of `rows` rows of `capacity` slots each, to be filled row by row
-    /// with `set_row`; written in place so that only one row is ever held twice.
+    /// An empty batch cache of `slots` slots of `capacity` positions each, to be filled slot by
+    /// slot with `fill_slot`; written in place.
     pub fn batch(
         n_layers: usize,
-        (rows, kv_heads, capacity, head_dim): (usize, usize, usize, usize),
+        (slots, kv_heads, capacity, head_dim): (usize, usize, usize, usize),
         device: &Device,
     ) -> Result<Self> {
-        let zeros = || Tensor::zeros((rows, kv_heads, capacity, head_dim), DType::F32, device);
+        let zeros = || Tensor::zeros((slots, kv_heads, capacity, head_dim), DType::F32, device);
         let layers = (0..n_layers)
             .map(|_| Ok(Some((zeros()?, zeros()?))))
             .collect::<Result<Vec<_>>>()?;
         Ok(KvCache {
             layers,
             len: 0,
-            row_starts: Some(vec![0; rows]),
+            live: Some(Vec::new()),
+            lens: vec![0; slots],
         })
     }
 
-    /// Writes row `r` of a batch cache from a `padded_row` whose filled slots start at `start`.
-    pub fn set_row(&mut self, r: usize, row: Vec<(Tensor, Tensor)>, start: usize) -> Result<()> {
-        let Some(starts) = &mut self.row_starts else {
-            return Err(Error::model("qwen2", "only a batch cache has rows to set"));
-        };
-        starts[r] = start;
-        for (layer, (k, v)) in self.layers.iter().zip(row) {
-            let (kb, vb) = layer
-                .as_ref()
-                .ok_or_else(|| Error::model("qwen2", "empty batch KV cache"))?;
-            kb.slice_set(&k, 0, r)?;
-            vb.slice_set(&v, 0, r)?;
+    /// Positions a slot of this batch cache holds.
+    pub fn capacity(&self) -> usize {
+        self.layers
+            .first()
+            .and_then(|l| l.as_ref())
+            .map_or(0, |(k, _)| k.dim(2).unwrap_or(0))
+    }
+
+    /// Copies the filled positions of the one-row cache `row` into `slot` of this batch cache
+    /// (the rest of the slot is never read: each row attends over its own length only).
+    pub fn fill_slot(&mut self, slot: usize, row: &KvCache) -> Result<()> {
+        if self.live.is_none() {
+            return Err(Error::model(
+                "qwen2",
+                "only a batch cache has slots to fill",
+            ));
         }
-        Ok(())
-    }
-
-    /// Marks the first `len` slots of every row of a batch cache as written.
-    pub fn set_len(&mut self, len: usize) {
-        self.len = len;
-    }
-
-    /// Keeps only rows `keep` (in that order), dropping finished sequences.
-    pub fn select_rows(&mut self, keep: &[usize]) -> Result<()> {
-        let Some(starts) = &self.row_starts else {
-            return Err(Error::model("qwen2", "only a batch cache has rows to drop"));
-        };
-        let starts: Vec<usize> = keep.iter().map(|&r| starts[r]).collect();
-        let ids: Vec<u32> = keep.iter().map(|&r| r as u32).collect();
-        let mut index = None;
-        for layer in self.layers.iter_mut().flatten() {
-            let index = match &index {
-                Some(i) => i,
-                None => index.insert(Tensor::new(ids.as_slice(), layer.0.device())?),
+        if row.len > self.capacity() {
+            return Err(Error::model(
+                "qwen2",
+                "a prompt is longer than its batch slot",
+            ));
+        }
+        for (layer, own) in self.layers.iter().zip(&row.layers) {
+            let ((kb, vb), (k, v)) = match (layer, own) {
+                (Some(b), Some(r)) => (b, r),
+                _ => return Err(Error::model("qwen2", "empty KV cache")),
             };
-            *layer = (
-                layer.0.index_select(index, 0)?,
-                layer.1.index_select(index, 0)?,
-            );
+            kb.narrow(0, slot, 1)?
+                .slice_set(&k.narrow(2, 0, row.len)?.contiguous()?, 2, 0)?;
+            vb.narrow(0, slot, 1)?
+                .slice_set(&v.narrow(2, 0, row.len)?.contiguous()?, 2, 0)?;
         }
-        self.row_starts = Some(starts);
+        self.lens[slot] = row.len;
         Ok(())
+    }
+
+    /// The rows the next decoding step runs, by slot, in the order of its inputs.
+    pub fn set_live(&mut self, slots: &[usize]) {
+        self.live = Some(
+            slots
+                .iter()
+                .map(|&slot| LiveRow {
+                    slot,
+                    len: self.lens[slot],
+                })
+                .collect(),
+        );
     }
 
     /// Adds `k`, `v` (`[rows, kv heads, seq, head dim]`) after the filled slots of `layer` and
@@ -152,18 +144,35 @@ impl KvCache {
         k: &Tensor,
         v: &Tensor,
     ) -> Result<(Tensor, Tensor)> {
-        let total = self.len + k.dim(2)?;
         let slot = &mut self.layers[layer];
-        if self.row_starts.is_some() {
+        if let Some(live) = &self.live {
+            // each row's new position goes after its own filled ones, in its own slot
             let (kb, vb) = slot
                 .as_ref()
                 .ok_or_else(|| Error::model("qwen2", "empty batch KV cache"))?;
-            if total > kb.dim(2)? {
-                return Err(Error::model("qwen2", "batch KV cache is full"));
+            let (rows, new) = (k.dim(0)?, k.dim(2)?);
+            if rows != live.len() {
+                return Err(Error::model(
+                    "qwen2",
+                    "a step's rows are not the cache's live rows",
+                ));
             }
-            kb.slice_set(k, 2, self.len)?;
-            vb.slice_set(v, 2, self.len)?;
-            return Ok((kb.narrow(2, 0, total)?, vb.narrow(2, 0, total)?));
+            for (i, row) in live.iter().enumerate() {
+                if row.len + new > kb.dim(2)? {
+                    return Err(Error::model("qwen2", "batch KV cache is full"));
+                }
+                kb.narrow(0, row.slot, 1)?.slice_set(
+                    &k.narrow(0, i, 1)?.contiguous()?,
+                    2,
+                    row.len,
+                )?;
+                vb.narrow(0, row.slot, 1)?.slice_set(
+                    &v.narrow(0, i, 1)?.contiguous()?,
+                    2,
+                    row.len,
+                )?;
+            }
+            return Ok((kb.clone(), vb.clone()));
         }
         let (k, v) = match slot.take() {
             Some((pk, pv)) => (Tensor::cat(&[&pk, k], 2)?, Tensor::cat(&[&pv, v], 2)?),
@@ -173,7 +182,15 @@ impl KvCache {
         Ok((k, v))
     }
 
+    /// Counts `n` new positions: of every live row in a batch cache, else of the one row.
     pub(crate) fn advance(&mut self, n: usize) {
+        if let Some(live) = &mut self.live {
+            for row in live.iter_mut() {
+                row.len += n;
+                self.lens[row.slot] = row.len;
+            }
+            return;
+        }
         self.len += n;
     }
 }

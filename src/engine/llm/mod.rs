@@ -475,6 +475,25 @@ impl LlmEngine {
         )
     }
 
+    /// `generate_from_ids` where row i samples with `sampling[i]` when it is given (consensus
+    /// candidates: one prompt, each row its own seed).
+    pub fn generate_sampled_from_ids(
+        &mut self,
+        prompts: &[(Vec<u32>, usize)],
+        sampling: &[Option<Decoding>],
+        decoding: Decoding,
+        on_done: &mut dyn FnMut(usize),
+    ) -> Result<(Vec<Result<Generation>>, BatchTimings)> {
+        assert_eq!(prompts.len(), sampling.len());
+        self.generate_rows(
+            prompts,
+            sampling,
+            &vec!["generate"; prompts.len()],
+            decoding,
+            on_done,
+        )
+    }
+
     /// `generate_from_ids` where row i samples with `sampling[i]` when it is given, and is
     /// counted under `tasks[i]` by the work store.
     fn generate_rows(
@@ -512,19 +531,9 @@ impl LlmEngine {
                 }
             }
         }
-        // Prompts of similar length together: rows then finish at similar times and little
-        // cache is spent on padding.
-        ready.sort_by_key(|p| std::cmp::Reverse(p.ids.len() + p.budget));
-        let mut timings = BatchTimings::default();
-        let mut rest = ready.as_slice();
-        while !rest.is_empty() {
-            let (group, tail) = rest.split_at(self.rows_that_fit(rest));
-            rest = tail;
-            let (generations, t) = self.decode_rows(group, decoding, on_done)?;
-            timings.add(&t);
-            for (p, g) in group.iter().zip(generations) {
-                results[p.index] = Some(Ok(g));
-            }
+        let (generations, timings) = self.schedule(ready, decoding, on_done)?;
+        for (index, g) in generations {
+            results[index] = Some(Ok(g));
         }
         let results: Vec<Result<Generation>> = results
             .into_iter()
@@ -569,20 +578,15 @@ impl LlmEngine {
         shape.n_layers * shape.n_kv_heads * shape.head_dim * 2 * 4
     }
 
-    /// How many of `rows` (sorted longest first) the next batch takes: at most `batch_rows`,
-    /// and no more than the KV budget holds (one at least: `fit` refused any row that alone
+    /// How many rows decode together: at most `batch_rows`, and no more slots of `capacity`
+    /// positions than the KV budget holds (one at least: `fit` refused any prompt that alone
     /// is over it).
-    fn rows_that_fit(&self, rows: &[Prepared]) -> usize {
-        let per_token = self.kv_bytes_per_token();
-        let (mut longest, mut budget) = (0, 0);
-        for (n, row) in rows.iter().enumerate().take(self.batch_rows) {
-            longest = longest.max(row.ids.len());
-            budget = budget.max(row.budget);
-            if n > 0 && (n + 1) * (longest + budget) * per_token > self.kv_budget_bytes {
-                return n;
-            }
-        }
-        rows.len().min(self.batch_rows)
+    fn slots_for(&self, capacity: usize, waiting: usize) -> usize {
+        let per_slot = capacity * self.kv_bytes_per_token();
+        (self.kv_budget_bytes / per_slot.max(1))
+            .min(self.batch_rows)
+            .min(waiting)
+            .max(1)
     }
 
     /// The budget of a prompt of `ids`, fitted to the room the context leaves; a prompt the
@@ -615,157 +619,189 @@ impl LlmEngine {
         Ok(budget)
     }
 
-    /// Prefills each row on its own (reusing the prefix it shares with the previous prompt),
-    /// then decodes all rows together. The rows' caches are left-padded to a common length so
-    /// that every step writes one shared slot; each row keeps its own positions and attends
-    /// over its own slots only. Finished rows are dropped from the batch.
+    /// Prefills `prompt` after the prefix it shares with the previous prompt, whose keys and
+    /// values are kept; returns the logits of its last position and the tokens reused.
+    fn prefill(&mut self, ids: &[u32]) -> Result<(Vec<f32>, usize)> {
+        // At least one prompt token is prefilled, for the logits of the first new token.
+        let shared = self
+            .cached
+            .iter()
+            .zip(ids)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(ids.len() - 1);
+        self.prefix_cache.truncate(shared)?;
+        self.cached.truncate(shared);
+        let fresh = &ids[shared..];
+        let logits = if fresh.len() <= PREFILL_WHOLE_MAX {
+            self.model.prefill(fresh, &mut self.prefix_cache)?
+        } else {
+            let mut last = None;
+            for piece in fresh.chunks(PREFILL_PIECE) {
+                last = Some(self.model.prefill(piece, &mut self.prefix_cache)?);
+            }
+            last.expect("a prompt has tokens")
+        };
+        self.cached.extend_from_slice(fresh);
+        Ok((logits.squeeze(0)?.to_vec1::<f32>()?, shared))
+    }
+
+    /// Decodes every prompt of `waiting` with continuous batching: up to `slots_for` rows
+    /// decode together, one forward pass per step for all of them, and the slot of a row that
+    /// finishes takes the next waiting prompt at the next step, so that no step runs short of
+    /// rows while prompts wait. Each row's keys and values live in a slot of its own and it
+    /// attends over its own positions only.
     ///
-    /// A row's result equals its batch-1 result bit for bit: the quantized projections
-    /// (`qweight`) and norms compute each row the same way at any row count, and attention
-    /// runs per row with the shapes of a lone row, so no padding enters its sums. Checked on
-    /// the sample run's 29 prompts (`scripts/bench.sh`: 29/29 identical to batch 1) and by
-    /// `tests/llm_batching.rs`.
-    fn decode_rows(
+    /// A row's result equals its batch-1 result bit for bit, whatever rows it shares steps
+    /// with and whenever it joins: the quantized projections (`qweight`) and norms compute
+    /// each row the same way at any row count, and attention runs per row with the shapes of
+    /// a lone row. Checked by `tests/llm_batching.rs` and on the sample run's prompts
+    /// (`scripts/bench.sh`).
+    fn schedule(
         &mut self,
-        rows: &[Prepared],
+        mut waiting: Vec<Prepared>,
         decoding: Decoding,
         on_done: &mut dyn FnMut(usize),
-    ) -> Result<(Vec<Generation>, BatchTimings)> {
-        let longest = rows.iter().map(|p| p.ids.len()).max().unwrap_or(0);
-        let capacity = longest + rows.iter().map(|p| p.budget).max().unwrap_or(0);
-        let mut timings = BatchTimings {
-            batches: 1,
-            largest_batch: rows.len(),
-            ..Default::default()
-        };
-
-        let started = Instant::now();
+    ) -> Result<(Vec<(usize, Generation)>, BatchTimings)> {
+        let mut timings = BatchTimings::default();
+        if waiting.is_empty() {
+            return Ok((Vec::new(), timings));
+        }
+        // Prompts in token order, so that those sharing a prefix (same task and language,
+        // consensus candidates) follow each other and reuse it.
+        waiting.sort_by(|a, b| a.ids.cmp(&b.ids));
+        let mut waiting: std::collections::VecDeque<Prepared> = waiting.into();
+        let capacity = waiting
+            .iter()
+            .map(|p| p.ids.len() + p.budget)
+            .max()
+            .unwrap_or(1);
+        let slots = self.slots_for(capacity, waiting.len());
         let shape = self.model.shape();
         let mut cache = KvCache::batch(
             shape.n_layers,
-            (rows.len(), shape.n_kv_heads, capacity, shape.head_dim),
+            (slots, shape.n_kv_heads, capacity, shape.head_dim),
             self.model.device(),
         )?;
-        let mut first_logits = vec![Vec::new(); rows.len()];
-        let mut reused = vec![0; rows.len()];
-        // Prefilled in token order, so that prompts sharing a prefix (same task and language)
-        // follow each other and reuse it.
-        let mut order: Vec<usize> = (0..rows.len()).collect();
-        order.sort_by(|&a, &b| rows[a].ids.cmp(&rows[b].ids));
-        for r in order {
-            let p = &rows[r];
-            // At least one prompt token is prefilled, for the logits of the first new token.
-            let shared = self
-                .cached
-                .iter()
-                .zip(&p.ids)
-                .take_while(|(a, b)| a == b)
-                .count()
-                .min(p.ids.len() - 1);
-            self.prefix_cache.truncate(shared)?;
-            self.cached.truncate(shared);
-            let fresh = &p.ids[shared..];
-            let logits = if fresh.len() <= PREFILL_WHOLE_MAX {
-                self.model.prefill(fresh, &mut self.prefix_cache)?
-            } else {
-                let mut last = None;
-                for piece in fresh.chunks(PREFILL_PIECE) {
-                    last = Some(self.model.prefill(piece, &mut self.prefix_cache)?);
-                }
-                last.expect("a prompt has tokens")
-            };
-            self.cached.extend_from_slice(&p.ids[shared..]);
-            first_logits[r] = logits.squeeze(0)?.to_vec1::<f32>()?;
-            let pad = longest - p.ids.len();
-            cache.set_row(r, self.prefix_cache.padded_row(pad, capacity)?, pad)?;
-            reused[r] = shared;
-        }
-        cache.set_len(longest);
-        timings.prefill = started.elapsed();
-
-        let started = Instant::now();
-        let mut samplers: Vec<Sampler> = rows
-            .iter()
-            .map(|p| {
-                let d = p.sampling.unwrap_or(decoding);
-                Sampler::new(d.temperature, d.top_p, d.seed)
-            })
-            .collect();
-        let mut generated: Vec<Vec<u32>> = vec![Vec::new(); rows.len()];
-        let mut logprobs: Vec<Vec<f32>> = vec![Vec::new(); rows.len()];
-        let mut entropies: Vec<Vec<f32>> = vec![Vec::new(); rows.len()];
-        let mut finish: Vec<Option<Finish>> = vec![None; rows.len()];
-        // Rows still decoding, as indices into `rows`, in cache order.
-        let mut live: Vec<usize> = (0..rows.len()).collect();
-        let mut logits = first_logits;
+        timings.batches = 1;
+        let mut free: Vec<usize> = (0..slots).rev().collect();
+        let mut running: Vec<Running> = Vec::with_capacity(slots);
+        let mut done = Vec::new();
         loop {
-            let mut next_live = Vec::with_capacity(live.len());
-            let mut next_ids = Vec::with_capacity(live.len());
-            for (slot, &r) in live.iter().enumerate() {
-                let next = samplers[r].sample(&logits[slot]);
-                if !self.ignore_stops && self.stop_ids.contains(&next) {
-                    finish[r] = Some(Finish::Stop);
-                } else {
-                    let (logprob, entropy) = sampler::token_statistics(&logits[slot], next);
-                    generated[r].push(next);
-                    logprobs[r].push(logprob);
-                    entropies[r].push(entropy);
-                    if generated[r].len() >= rows[r].budget {
-                        finish[r] = Some(Finish::Budget);
-                    }
-                }
-                if let Some(end) = finish[r] {
-                    // Stored the moment it is done: a run killed later keeps it.
-                    if let (Some(store), Some(key)) = (&self.store, &rows[r].key) {
-                        let stored = StoredGeneration {
-                            text: self.decode(&generated[r])?,
-                            finish: end,
-                            ids: generated[r].clone(),
-                            logprobs: logprobs[r].clone(),
-                            entropies: entropies[r].clone(),
-                        };
-                        store.put(STORE_KIND, rows[r].task, key, &stored);
-                    }
-                    on_done(rows[r].index);
-                } else {
-                    next_live.push(slot);
-                    next_ids.push(next);
-                }
+            // Refill: each free slot takes the next waiting prompt.
+            let started = Instant::now();
+            while !free.is_empty() && !waiting.is_empty() {
+                let p = waiting.pop_front().expect("a waiting prompt");
+                let slot = free.pop().expect("a free slot");
+                let (logits, reused) = self.prefill(&p.ids)?;
+                cache.fill_slot(slot, &self.prefix_cache)?;
+                let d = p.sampling.unwrap_or(decoding);
+                running.push(Running {
+                    slot,
+                    sampler: Sampler::new(d.temperature, d.top_p, d.seed),
+                    logits,
+                    reused,
+                    generated: Vec::new(),
+                    logprobs: Vec::new(),
+                    entropies: Vec::new(),
+                    prepared: p,
+                });
             }
-            if next_live.is_empty() {
+            timings.prefill += started.elapsed();
+            if running.is_empty() {
                 break;
             }
-            if next_live.len() < live.len() {
-                cache.select_rows(&next_live)?;
-                live = next_live.iter().map(|&s| live[s]).collect();
-            }
-            let positions: Vec<u32> = live
-                .iter()
-                .map(|&r| (rows[r].ids.len() + generated[r].len() - 1) as u32)
-                .collect();
-            let out = self.model.decode_step(&next_ids, &positions, &mut cache)?;
-            logits = out.to_vec2::<f32>()?;
-            timings.steps += 1;
-        }
-        timings.decode = started.elapsed();
+            timings.largest_batch = timings.largest_batch.max(running.len());
 
-        let generations = rows
-            .iter()
-            .enumerate()
-            .map(|(r, p)| {
-                Ok(Generation {
-                    text: self.decode(&generated[r])?,
-                    from_store: false,
-                    prompt_tokens: p.ids.len() - reused[r],
-                    reused_tokens: reused[r],
-                    new_tokens: generated[r].len(),
-                    finish: finish[r].unwrap_or(Finish::Budget),
-                    ids: generated[r].clone(),
-                    logprobs: std::mem::take(&mut logprobs[r]),
-                    entropies: std::mem::take(&mut entropies[r]),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok((generations, timings))
+            // Each row's next token; finished rows leave and free their slot.
+            let started = Instant::now();
+            let mut next_ids = Vec::with_capacity(running.len());
+            let mut still = Vec::with_capacity(running.len());
+            for mut row in running.drain(..) {
+                match self.next_token(&mut row) {
+                    Some(finish) => {
+                        let generation = self.finish_row(row.prepared.task, &row, finish)?;
+                        on_done(row.prepared.index);
+                        free.push(row.slot);
+                        done.push((row.prepared.index, generation));
+                    }
+                    None => {
+                        next_ids.push(*row.generated.last().expect("a token was just added"));
+                        still.push(row);
+                    }
+                }
+            }
+            running = still;
+            if !running.is_empty() {
+                let slots: Vec<usize> = running.iter().map(|r| r.slot).collect();
+                cache.set_live(&slots);
+                let positions: Vec<u32> = running
+                    .iter()
+                    .map(|r| (r.prepared.ids.len() + r.generated.len() - 1) as u32)
+                    .collect();
+                let out = self.model.decode_step(&next_ids, &positions, &mut cache)?;
+                for (row, logits) in running.iter_mut().zip(out.to_vec2::<f32>()?) {
+                    row.logits = logits;
+                }
+                timings.steps += 1;
+            }
+            timings.decode += started.elapsed();
+        }
+        Ok((done, timings))
     }
+
+    /// Samples `row`'s next token from its logits and records it; returns how the row ended
+    /// if it did (a stop token, which is not recorded, or its budget).
+    fn next_token(&self, row: &mut Running) -> Option<Finish> {
+        let next = row.sampler.sample(&row.logits);
+        if !self.ignore_stops && self.stop_ids.contains(&next) {
+            return Some(Finish::Stop);
+        }
+        let (logprob, entropy) = sampler::token_statistics(&row.logits, next);
+        row.generated.push(next);
+        row.logprobs.push(logprob);
+        row.entropies.push(entropy);
+        (row.generated.len() >= row.prepared.budget).then_some(Finish::Budget)
+    }
+
+    /// A finished row's generation, kept in the work store the moment it is done: a run
+    /// killed later keeps it.
+    fn finish_row(&self, task: &'static str, row: &Running, finish: Finish) -> Result<Generation> {
+        let text = self.decode(&row.generated)?;
+        if let (Some(store), Some(key)) = (&self.store, &row.prepared.key) {
+            let stored = StoredGeneration {
+                text: text.clone(),
+                finish,
+                ids: row.generated.clone(),
+                logprobs: row.logprobs.clone(),
+                entropies: row.entropies.clone(),
+            };
+            store.put(STORE_KIND, task, key, &stored);
+        }
+        Ok(Generation {
+            text,
+            from_store: false,
+            prompt_tokens: row.prepared.ids.len() - row.reused,
+            reused_tokens: row.reused,
+            new_tokens: row.generated.len(),
+            finish,
+            ids: row.generated.clone(),
+            logprobs: row.logprobs.clone(),
+            entropies: row.entropies.clone(),
+        })
+    }
+}
+
+/// A prompt decoding in a slot of the batch cache.
+struct Running {
+    prepared: Prepared,
+    slot: usize,
+    sampler: Sampler,
+    /// The logits its next token is drawn from.
+    logits: Vec<f32>,
+    /// Prompt tokens whose keys and values came from the prefix cache.
+    reused: usize,
+    generated: Vec<u32>,
+    logprobs: Vec<f32>,
+    entropies: Vec<f32>,
 }

@@ -185,9 +185,9 @@ impl Qwen2 {
         self.forward(&ids, &cos, &sin, mask.as_ref(), cache)
     }
 
-    /// One decoding step for a batch cache (`KvCache::batch`): `ids[r]` is row r's newest
-    /// token and `positions[r]` its position in that row's own sequence (rows of different
-    /// lengths share the cache's slots, shorter ones left-padded). Returns `[rows, vocab]`.
+    /// One decoding step for a batch cache (`KvCache::batch`) whose live rows are set: `ids[r]`
+    /// is row r's newest token and `positions[r]` its position in that row's own sequence
+    /// (each row has a slot of its own). Returns `[rows, vocab]`.
     pub fn decode_step(
         &self,
         ids: &[u32],
@@ -209,7 +209,7 @@ impl Qwen2 {
             .sin
             .index_select(&positions, 0)?
             .reshape((rows, 1, half))?;
-        if cache.row_starts().is_none_or(|s| s.len() != rows) {
+        if cache.live().is_none_or(|s| s.len() != rows) {
             return Err(Error::model(
                 "qwen2",
                 "a decoding step needs a batch cache of its rows",
@@ -298,20 +298,23 @@ impl Attention {
         let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
         let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
         let (k, v) = cache.append(layer, &k, &v)?;
-        let y = match cache.row_starts() {
-            // A batch step: each row attends over its own filled slots only, with the very
-            // shapes it would have decoding alone, so batching never changes its result.
-            Some(starts) if t == 1 && k.device().is_cpu() => {
-                super::attention::attend(&q, &k, &v, starts)?
+        // A batch step's rows: each attends over its own slot's positions, the new one
+        // included, with the very shapes it would have decoding alone, so batching never
+        // changes its result.
+        let spans: Option<Vec<(usize, usize)>> = cache
+            .live()
+            .map(|live| live.iter().map(|r| (r.slot, r.len + t)).collect());
+        let y = match spans {
+            Some(spans) if t == 1 && k.device().is_cpu() => {
+                super::attention::attend(&q, &k, &v, &spans)?
             }
-            Some(starts) if t == 1 => {
-                let total = k.dim(2)?;
-                let rows = starts
+            Some(spans) if t == 1 => {
+                let rows = spans
                     .iter()
                     .enumerate()
-                    .map(|(r, &start)| {
-                        let k = k.narrow(0, r, 1)?.narrow(2, start, total - start)?;
-                        let v = v.narrow(0, r, 1)?.narrow(2, start, total - start)?;
+                    .map(|(r, &(slot, len))| {
+                        let k = k.narrow(0, slot, 1)?.narrow(2, 0, len)?;
+                        let v = v.narrow(0, slot, 1)?.narrow(2, 0, len)?;
                         attend(&q.narrow(0, r, 1)?, &k, &v, None, cfg)
                     })
                     .collect::<Result<Vec<_>>>()?;
