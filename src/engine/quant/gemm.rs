@@ -308,7 +308,12 @@ mod x86 {
             let blocks: [*const u8; R] =
                 std::array::from_fn(|i| act.add(i * row_bytes + b * Q8K_BYTES));
             let d: [f32; R] = std::array::from_fn(|i| *(blocks[i] as *const f32));
+            let next = (tile as *const TileQ4K).wrapping_add(1) as *const i8;
             for sub in 0..8 {
+                // the next tile's 48 cache lines, 6 per sub-block, while this one computes
+                for line in 0..6 {
+                    _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add((sub * 6 + line) * 64));
+                }
                 let mut isum = [_mm512_setzero_si512(); R];
                 for g4 in 0..4 {
                     let w = _mm512_loadu_si512(tile.qs.as_ptr().add((sub * 4 + g4) * 64) as _);
@@ -352,7 +357,12 @@ mod x86 {
             let blocks: [*const u8; R] =
                 std::array::from_fn(|i| act.add(i * row_bytes + b * Q8K_BYTES));
             let d: [f32; R] = std::array::from_fn(|i| *(blocks[i] as *const f32));
+            let next = (tile as *const TileQ6K).wrapping_add(1) as *const i8;
             for sub in 0..16 {
+                // the next tile's 80 cache lines, 5 per sub-block
+                for line in 0..5 {
+                    _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add((sub * 5 + line) * 64));
+                }
                 let mut isum = [_mm512_setzero_si512(); R];
                 for g4 in 0..4 {
                     let w = _mm512_loadu_si512(tile.qs.as_ptr().add((sub * 4 + g4) * 64) as _);
