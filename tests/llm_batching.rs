@@ -330,29 +330,43 @@ fn batches_stay_within_the_kv_budget_and_a_request_over_it_fails_alone() {
         .generate_from_ids(&prompts, GREEDY, &mut |_| {})
         .unwrap();
 
-    // Room for 120 tokens of cache per batch: a couple of rows at a time.
-    let settings = ChatSettings {
-        chat_template: "{% for m in messages %}{{ m.content }}{% endfor %}".into(),
-        stop: vec!["<|im_end|>".into()],
-        batch_rows: 32,
-        kv_budget_bytes: 120 * KV_BYTES_PER_TOKEN,
+    // Room for 120 tokens of cache: the slots are sized for the longest prompt and budget
+    // (91 positions), so one row at a time, and the 140-token request is refused alone.
+    let tight_engine = |positions: usize| {
+        let settings = ChatSettings {
+            chat_template: "{% for m in messages %}{{ m.content }}{% endfor %}".into(),
+            stop: vec!["<|im_end|>".into()],
+            batch_rows: 32,
+            kv_budget_bytes: positions * KV_BYTES_PER_TOKEN,
+        };
+        LlmEngine::from_gguf(
+            "tiny-qwen2",
+            &[dir.path().join("tiny.gguf")],
+            settings,
+            &Device::Cpu,
+        )
+        .unwrap()
     };
-    let mut tight = LlmEngine::from_gguf(
-        "tiny-qwen2",
-        &[dir.path().join("tiny.gguf")],
-        settings,
-        &Device::Cpu,
-    )
-    .unwrap();
+    let longest = prompts.iter().map(|(ids, b)| ids.len() + b).max().unwrap();
+    assert_eq!(longest, 91);
+    // Room for exactly three such slots: three rows at a time, the same tokens.
+    let (three, timings) = tight_engine(3 * longest)
+        .generate_from_ids(&prompts, GREEDY, &mut |_| {})
+        .unwrap();
+    assert_eq!(timings.largest_batch, 3);
+    for (i, (a, b)) in one.iter().zip(&three).enumerate() {
+        assert_eq!(
+            a.as_ref().unwrap().ids,
+            b.as_ref().unwrap().ids,
+            "prompt {i}"
+        );
+    }
+    let mut tight = tight_engine(120);
     prompts.insert(5, (vec![7; 100], 40));
     let (many, timings) = tight
         .generate_from_ids(&prompts, GREEDY, &mut |_| {})
         .unwrap();
-    assert!(
-        timings.largest_batch >= 1 && timings.largest_batch < 8,
-        "{}",
-        timings.largest_batch
-    );
+    assert_eq!(timings.largest_batch, 1);
     let error = many[5].as_ref().unwrap_err().to_string();
     assert!(
         error.contains("KV cache") && error.contains("over the budget"),

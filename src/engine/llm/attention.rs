@@ -15,8 +15,12 @@ use crate::error::{Error, Result};
 /// len)`. Returns `[rows, heads, 1, head dim]`.
 pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, spans: &[(usize, usize)]) -> Result<Tensor> {
     let (rows, heads, _, hd) = q.dims4()?;
-    let (_, kv_heads, capacity, _) = k.dims4()?;
-    if spans.len() != rows || spans.iter().any(|&(_, len)| len > capacity) {
+    let (slots, kv_heads, capacity, _) = k.dims4()?;
+    if spans.len() != rows
+        || spans
+            .iter()
+            .any(|&(slot, len)| slot >= slots || len > capacity)
+    {
         return Err(Error::model(
             "qwen2",
             "attention spans do not fit the cache",

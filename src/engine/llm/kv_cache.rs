@@ -6,8 +6,9 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
 
-/// Keys and values of every layer, `[rows, kv heads, positions, head dim]`, and how many
-/// positions are filled. A growable cache (one prompt, prefix reuse) appends by
+/// Keys and values of every layer, `[rows, kv heads, positions, head dim]` (`[slots, …]` for
+/// a batch cache), and how many positions are filled (a growable cache's; a batch cache keeps
+/// each slot's own). A growable cache (one prompt, prefix reuse) appends by
 /// concatenation, so truncating it and copying rows out never alias. A batch cache is
 /// allocated once at its final size and written in place: copying a many-row cache at every
 /// step would cost more than the step.

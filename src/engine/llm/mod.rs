@@ -162,7 +162,8 @@ pub struct RecordedPrompt {
 pub struct BatchTimings {
     pub prefill: Duration,
     pub decode: Duration,
-    /// Decoding batches run, and the most rows one of them started with.
+    /// Decoding batches run (one per call: rows join as others finish), and the most rows
+    /// decoded in one step.
     pub batches: usize,
     pub largest_batch: usize,
     /// Forward passes of the decoding loops (each advances every live row by one token).
@@ -440,7 +441,7 @@ impl LlmEngine {
     /// forward pass per step serves every row, so the weights are read once per step instead
     /// of once per row. A prompt that cannot run (too long for the context) gets its own error
     /// and the others go on; `on_done` is called with a request's index when it finishes.
-    /// Greedy results do not depend on the batch they ran in (see `decode_rows`).
+    /// Greedy results do not depend on the batch they ran in (see `schedule`).
     pub fn generate_batch(
         &mut self,
         requests: &[Request],
@@ -648,9 +649,10 @@ impl LlmEngine {
 
     /// Decodes every prompt of `waiting` with continuous batching: up to `slots_for` rows
     /// decode together, one forward pass per step for all of them, and the slot of a row that
-    /// finishes takes the next waiting prompt at the next step, so that no step runs short of
-    /// rows while prompts wait. Each row's keys and values live in a slot of its own and it
-    /// attends over its own positions only.
+    /// finishes takes the next waiting prompt before the next step, so that no step runs short
+    /// of rows while prompts wait. Each row's keys and values live in a slot of its own and it
+    /// attends over its own positions only. Slots are sized for the call's longest prompt and
+    /// budget, so one long prompt under a tight KV budget leaves fewer slots for all.
     ///
     /// A row's result equals its batch-1 result bit for bit, whatever rows it shares steps
     /// with and whenever it joins: the quantized projections (`qweight`) and norms compute
@@ -688,7 +690,12 @@ impl LlmEngine {
         let mut running: Vec<Running> = Vec::with_capacity(slots);
         let mut done = Vec::new();
         loop {
-            // Refill: each free slot takes the next waiting prompt.
+            // Every row takes its next token from the last step's logits; finished rows leave.
+            let started = Instant::now();
+            self.take_tokens(&mut running, &mut free, &mut done, on_done)?;
+            timings.decode += started.elapsed();
+            // Each free slot takes the next waiting prompt, whose first token comes from its
+            // prefill, so that it joins the very next step.
             let started = Instant::now();
             while !free.is_empty() && !waiting.is_empty() {
                 let p = waiting.pop_front().expect("a waiting prompt");
@@ -696,7 +703,7 @@ impl LlmEngine {
                 let (logits, reused) = self.prefill(&p.ids)?;
                 cache.fill_slot(slot, &self.prefix_cache)?;
                 let d = p.sampling.unwrap_or(decoding);
-                running.push(Running {
+                let mut joined = vec![Running {
                     slot,
                     sampler: Sampler::new(d.temperature, d.top_p, d.seed),
                     logits,
@@ -705,7 +712,9 @@ impl LlmEngine {
                     logprobs: Vec::new(),
                     entropies: Vec::new(),
                     prepared: p,
-                });
+                }];
+                self.take_tokens(&mut joined, &mut free, &mut done, on_done)?;
+                running.append(&mut joined);
             }
             timings.prefill += started.elapsed();
             if running.is_empty() {
@@ -713,41 +722,50 @@ impl LlmEngine {
             }
             timings.largest_batch = timings.largest_batch.max(running.len());
 
-            // Each row's next token; finished rows leave and free their slot.
             let started = Instant::now();
-            let mut next_ids = Vec::with_capacity(running.len());
-            let mut still = Vec::with_capacity(running.len());
-            for mut row in running.drain(..) {
-                match self.next_token(&mut row) {
-                    Some(finish) => {
-                        let generation = self.finish_row(row.prepared.task, &row, finish)?;
-                        on_done(row.prepared.index);
-                        free.push(row.slot);
-                        done.push((row.prepared.index, generation));
-                    }
-                    None => {
-                        next_ids.push(*row.generated.last().expect("a token was just added"));
-                        still.push(row);
-                    }
-                }
+            let slots: Vec<usize> = running.iter().map(|r| r.slot).collect();
+            cache.set_live(&slots);
+            let next_ids: Vec<u32> = running
+                .iter()
+                .map(|r| *r.generated.last().expect("a running row has a token"))
+                .collect();
+            let positions: Vec<u32> = running
+                .iter()
+                .map(|r| (r.prepared.ids.len() + r.generated.len() - 1) as u32)
+                .collect();
+            let out = self.model.decode_step(&next_ids, &positions, &mut cache)?;
+            for (row, logits) in running.iter_mut().zip(out.to_vec2::<f32>()?) {
+                row.logits = logits;
             }
-            running = still;
-            if !running.is_empty() {
-                let slots: Vec<usize> = running.iter().map(|r| r.slot).collect();
-                cache.set_live(&slots);
-                let positions: Vec<u32> = running
-                    .iter()
-                    .map(|r| (r.prepared.ids.len() + r.generated.len() - 1) as u32)
-                    .collect();
-                let out = self.model.decode_step(&next_ids, &positions, &mut cache)?;
-                for (row, logits) in running.iter_mut().zip(out.to_vec2::<f32>()?) {
-                    row.logits = logits;
-                }
-                timings.steps += 1;
-            }
+            timings.steps += 1;
             timings.decode += started.elapsed();
         }
         Ok((done, timings))
+    }
+
+    /// Each of `rows` takes its next token from its logits; a row that ends is finished (kept
+    /// in the store, reported to `on_done`, its slot freed) and leaves `rows`.
+    fn take_tokens(
+        &self,
+        rows: &mut Vec<Running>,
+        free: &mut Vec<usize>,
+        done: &mut Vec<(usize, Generation)>,
+        on_done: &mut dyn FnMut(usize),
+    ) -> Result<()> {
+        let mut still = Vec::with_capacity(rows.len());
+        for mut row in rows.drain(..) {
+            match self.next_token(&mut row) {
+                Some(finish) => {
+                    let generation = self.finish_row(row.prepared.task, &row, finish)?;
+                    on_done(row.prepared.index);
+                    free.push(row.slot);
+                    done.push((row.prepared.index, generation));
+                }
+                None => still.push(row),
+            }
+        }
+        *rows = still;
+        Ok(())
     }
 
     /// Samples `row`'s next token from its logits and records it; returns how the row ended

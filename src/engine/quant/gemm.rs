@@ -32,7 +32,7 @@ const CHUNK_BYTES: usize = 1 << 20;
 /// One superblock (256 columns) of 16 matrix rows: per sub-block f32 scales and mins as
 /// candle's tiles compute them (`d * sc`, `dmin * m`), and the 4-bit values: bytes
 /// `[8-column group][row][4]`, low nibble column `8g + j`, high nibble `8g + j + 4`.
-#[repr(C)]
+#[repr(C, align(64))]
 struct TileQ4K {
     scales: [[f32; TILE]; 8],
     mins: [[f32; TILE]; 8],
@@ -41,11 +41,15 @@ struct TileQ4K {
 
 /// One superblock of 16 matrix rows: per 16-column sub-block scales (`d * sc`) and the 6-bit
 /// values as bytes 0..63 (the weight is the value less 32), `[4-column group][row][4]`.
-#[repr(C)]
+#[repr(C, align(64))]
 struct TileQ6K {
     scales: [[f32; TILE]; 16],
     qs: [u8; QK_K / 4 * TILE * 4],
 }
+
+// Whole cache lines (3,072 and 5,120 bytes), so the prefetches below cover a tile exactly.
+const _: () = assert!(std::mem::size_of::<TileQ4K>() == 48 * 64);
+const _: () = assert!(std::mem::size_of::<TileQ6K>() == 80 * 64);
 
 enum Tiles {
     Q4K(Vec<TileQ4K>),
