@@ -13,19 +13,13 @@
 
 use candle_core::quantized::k_quants::BlockQ8K;
 
-use super::gemv::Format;
+// GGUF block sizes and `BlockQ8K` field offsets, as `gemv` reads them (it checks the size).
+use super::gemv::{Format, Q4K_BYTES, Q6K_BYTES, Q8K_BSUMS, Q8K_BYTES, Q8K_QS, QK_K};
 
-const QK_K: usize = 256;
 /// Matrix rows per tile: one f32 lane each.
 const TILE: usize = 16;
 /// Activation rows per kernel call, their sums and accumulators held in registers.
 const ROWS: usize = 8;
-const Q4K_BYTES: usize = 144;
-const Q6K_BYTES: usize = 210;
-/// `BlockQ8K` field offsets (its fields are private to candle; `gemv` checks the size).
-const Q8K_BYTES: usize = 292;
-const Q8K_QS: usize = 4;
-const Q8K_BSUMS: usize = 260;
 /// Activation bytes a work item keeps in cache while it walks the matrix's tiles.
 const CHUNK_BYTES: usize = 1 << 20;
 

@@ -13,14 +13,14 @@
 
 use candle_core::quantized::k_quants::{BlockQ8K, GgmlType};
 
-const QK_K: usize = 256;
-const Q4K_BYTES: usize = 144;
-const Q6K_BYTES: usize = 210;
+pub(super) const QK_K: usize = 256;
+pub(super) const Q4K_BYTES: usize = 144;
+pub(super) const Q6K_BYTES: usize = 210;
 /// `BlockQ8K` is `#[repr(C)] { d: f32, qs: [i8; 256], bsums: [i16; 16] }`; its fields are
-/// private to candle, so they are read at these offsets.
-const Q8K_BYTES: usize = 292;
-const Q8K_QS: usize = 4;
-const Q8K_BSUMS: usize = 260;
+/// private to candle, so they are read at these offsets (shared with `gemm`).
+pub(super) const Q8K_BYTES: usize = 292;
+pub(super) const Q8K_QS: usize = 4;
+pub(super) const Q8K_BSUMS: usize = 260;
 const _: () = assert!(std::mem::size_of::<BlockQ8K>() == Q8K_BYTES);
 
 /// Rows of the weight matrix computed together, one per f32 lane.
