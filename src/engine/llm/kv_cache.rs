@@ -15,17 +15,10 @@ use crate::error::{Error, Result};
 pub struct KvCache {
     pub(crate) layers: Vec<Option<(Tensor, Tensor)>>,
     pub(crate) len: usize,
-    /// Batch caches: the slots and filled lengths of the rows the next step decodes.
-    pub(crate) live: Option<Vec<LiveRow>>,
+    /// Batch caches: the slots of the rows the next step decodes, in the order of its inputs.
+    pub(crate) live: Option<Vec<usize>>,
     /// Batch caches: each slot's filled length.
     lens: Vec<usize>,
-}
-
-/// A row of a decoding step: its slot in the batch cache and how many positions it holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LiveRow {
-    pub slot: usize,
-    pub len: usize,
 }
 
 impl KvCache {
@@ -64,8 +57,19 @@ impl KvCache {
         Ok(())
     }
 
-    pub(crate) fn live(&self) -> Option<&[LiveRow]> {
+    pub(crate) fn live(&self) -> Option<&[usize]> {
         self.live.as_deref()
+    }
+
+    /// A batch step's `(slot, filled length + new)` per live row: what each attends over once
+    /// its `new` positions are appended.
+    pub(crate) fn spans(&self, new: usize) -> Option<Vec<(usize, usize)>> {
+        let live = self.live.as_ref()?;
+        Some(
+            live.iter()
+                .map(|&slot| (slot, self.lens[slot] + new))
+                .collect(),
+        )
     }
 
     /// An empty batch cache of `slots` slots of `capacity` positions each, to be filled slot by
@@ -126,15 +130,7 @@ impl KvCache {
 
     /// The rows the next decoding step runs, by slot, in the order of its inputs.
     pub fn set_live(&mut self, slots: &[usize]) {
-        self.live = Some(
-            slots
-                .iter()
-                .map(|&slot| LiveRow {
-                    slot,
-                    len: self.lens[slot],
-                })
-                .collect(),
-        );
+        self.live = Some(slots.to_vec());
     }
 
     /// Adds `k`, `v` (`[rows, kv heads, seq, head dim]`) after the filled slots of `layer` and
@@ -158,20 +154,15 @@ impl KvCache {
                     "a step's rows are not the cache's live rows",
                 ));
             }
-            for (i, row) in live.iter().enumerate() {
-                if row.len + new > kb.dim(2)? {
+            for (i, &slot) in live.iter().enumerate() {
+                let len = self.lens[slot];
+                if len + new > kb.dim(2)? {
                     return Err(Error::model("qwen2", "batch KV cache is full"));
                 }
-                kb.narrow(0, row.slot, 1)?.slice_set(
-                    &k.narrow(0, i, 1)?.contiguous()?,
-                    2,
-                    row.len,
-                )?;
-                vb.narrow(0, row.slot, 1)?.slice_set(
-                    &v.narrow(0, i, 1)?.contiguous()?,
-                    2,
-                    row.len,
-                )?;
+                kb.narrow(0, slot, 1)?
+                    .slice_set(&k.narrow(0, i, 1)?.contiguous()?, 2, len)?;
+                vb.narrow(0, slot, 1)?
+                    .slice_set(&v.narrow(0, i, 1)?.contiguous()?, 2, len)?;
             }
             return Ok((kb.clone(), vb.clone()));
         }
@@ -185,10 +176,9 @@ impl KvCache {
 
     /// Counts `n` new positions: of every live row in a batch cache, else of the one row.
     pub(crate) fn advance(&mut self, n: usize) {
-        if let Some(live) = &mut self.live {
-            for row in live.iter_mut() {
-                row.len += n;
-                self.lens[row.slot] = row.len;
+        if let Some(live) = &self.live {
+            for &slot in live {
+                self.lens[slot] += n;
             }
             return;
         }

@@ -188,14 +188,6 @@ impl BatchTimings {
             self.steps,
         );
     }
-
-    pub fn add(&mut self, other: &BatchTimings) {
-        self.prefill += other.prefill;
-        self.decode += other.decode;
-        self.batches += other.batches;
-        self.largest_batch = self.largest_batch.max(other.largest_batch);
-        self.steps += other.steps;
-    }
 }
 
 /// A prompt ready to decode: its tokens, budget, and where it goes in the results.
@@ -756,7 +748,7 @@ impl LlmEngine {
         for mut row in rows.drain(..) {
             match self.next_token(&mut row) {
                 Some(finish) => {
-                    let generation = self.finish_row(row.prepared.task, &row, finish)?;
+                    let generation = self.finish_row(&row, finish)?;
                     on_done(row.prepared.index);
                     free.push(row.slot);
                     done.push((row.prepared.index, generation));
@@ -784,7 +776,7 @@ impl LlmEngine {
 
     /// A finished row's generation, kept in the work store the moment it is done: a run
     /// killed later keeps it.
-    fn finish_row(&self, task: &'static str, row: &Running, finish: Finish) -> Result<Generation> {
+    fn finish_row(&self, row: &Running, finish: Finish) -> Result<Generation> {
         let text = self.decode(&row.generated)?;
         if let (Some(store), Some(key)) = (&self.store, &row.prepared.key) {
             let stored = StoredGeneration {
@@ -794,7 +786,7 @@ impl LlmEngine {
                 logprobs: row.logprobs.clone(),
                 entropies: row.entropies.clone(),
             };
-            store.put(STORE_KIND, task, key, &stored);
+            store.put(STORE_KIND, row.prepared.task, key, &stored);
         }
         Ok(Generation {
             text,

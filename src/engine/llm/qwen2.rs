@@ -301,10 +301,7 @@ impl Attention {
         // A batch step's rows: each attends over its own slot's positions, the new one
         // included, with the very shapes it would have decoding alone, so batching never
         // changes its result.
-        let spans: Option<Vec<(usize, usize)>> = cache
-            .live()
-            .map(|live| live.iter().map(|r| (r.slot, r.len + t)).collect());
-        let y = match spans {
+        let y = match cache.spans(t) {
             Some(spans) if t == 1 && k.device().is_cpu() => {
                 super::attention::attend(&q, &k, &v, &spans)?
             }

@@ -87,23 +87,11 @@ impl PackedMatrix {
         let tiles = match format {
             Format::Q4K => {
                 assert!(blocks.len() >= n * kb * Q4K_BYTES);
-                let mut tiles = Vec::with_capacity(n / TILE * kb);
-                for t in 0..n / TILE {
-                    for b in 0..kb {
-                        tiles.push(pack_q4k(blocks, kb, t, b));
-                    }
-                }
-                Tiles::Q4K(tiles)
+                Tiles::Q4K(every_tile(n, kb, |t, b| pack_q4k(blocks, kb, t, b)))
             }
             Format::Q6K => {
                 assert!(blocks.len() >= n * kb * Q6K_BYTES);
-                let mut tiles = Vec::with_capacity(n / TILE * kb);
-                for t in 0..n / TILE {
-                    for b in 0..kb {
-                        tiles.push(pack_q6k(blocks, kb, t, b));
-                    }
-                }
-                Tiles::Q6K(tiles)
+                Tiles::Q6K(every_tile(n, kb, |t, b| pack_q6k(blocks, kb, t, b)))
             }
         };
         PackedMatrix { n, k, tiles }
@@ -112,6 +100,15 @@ impl PackedMatrix {
     pub fn rows(&self) -> usize {
         self.n
     }
+}
+
+/// `pack(t, b)` for every tile of an `n`-row matrix of `kb` superblocks, tile `t * kb + b`
+/// holding rows `16t..16t + 16` of superblock `b`.
+fn every_tile<T>(n: usize, kb: usize, pack: impl Fn(usize, usize) -> T) -> Vec<T> {
+    (0..n / TILE)
+        .flat_map(|t| (0..kb).map(move |b| (t, b)))
+        .map(|(t, b)| pack(t, b))
+        .collect()
 }
 
 fn pack_q4k(blocks: &[u8], kb: usize, t: usize, b: usize) -> TileQ4K {

@@ -90,13 +90,7 @@ impl Weight {
             weights.iter().map(|w| w.packed()).collect::<Result<_>>()?;
         let mut outs: Vec<Vec<f32>> = packed.iter().map(|p| vec![0f32; rows * p.rows()]).collect();
         gemm::gemm_many(&packed, &act, rows, &mut outs);
-        let mut shape = x.dims().to_vec();
-        outs.into_iter()
-            .map(|o| {
-                *shape.last_mut().expect("x has dims") = o.len() / rows;
-                Ok(Tensor::from_vec(o, shape.as_slice(), &Device::Cpu)?)
-            })
-            .collect()
+        outputs_shaped_as(x, rows, outs)
     }
 
     /// `x @ Wᵀ` by our kernel, for up to [`gemv::MAX_ROWS`] rows.
@@ -124,14 +118,20 @@ impl Weight {
             rows,
             &mut outs,
         );
-        let mut shape = x.dims().to_vec();
-        outs.into_iter()
-            .map(|o| {
-                *shape.last_mut().expect("x has dims") = o.len() / rows;
-                Ok(Tensor::from_vec(o, shape.as_slice(), &Device::Cpu)?)
-            })
-            .collect()
+        outputs_shaped_as(x, rows, outs)
     }
+}
+
+/// Each kernel output (`rows × n_i`) as a tensor shaped like `x` with `n_i` for its last
+/// dimension.
+fn outputs_shaped_as(x: &Tensor, rows: usize, outs: Vec<Vec<f32>>) -> Result<Vec<Tensor>> {
+    let mut shape = x.dims().to_vec();
+    outs.into_iter()
+        .map(|o| {
+            *shape.last_mut().expect("x has dims") = o.len() / rows;
+            Ok(Tensor::from_vec(o, shape.as_slice(), &Device::Cpu)?)
+        })
+        .collect()
 }
 
 /// [`gemv::quantize_rows`] with the rows shared among candle's threads (a prompt's rows are
