@@ -40,7 +40,7 @@ fn main() -> anyhow::Result<()> {
     let mut stats = StageStats::default();
     if resummarize {
         let model = catalog.profile.summarize.clone();
-        let bar = indicatif::ProgressBar::hidden();
+        let bar = Progress::hidden().stage("summarize", 0, "articles");
         let summaries = summarize::summarize_all(&mut ctx, &model, &articles, &mut stats, &bar)?;
         for (a, summary) in articles.iter_mut().zip(summaries) {
             let grounded = summary?;

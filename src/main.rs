@@ -35,7 +35,7 @@ fn init_tracing(verbose: u8, quiet: bool) {
         .unwrap_or_else(|_| EnvFilter::new(format!("crossbrief={level},warn")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crossbrief::progress::LogWriter)
         .with_target(false)
         .init();
 }

@@ -15,11 +15,11 @@ use crossbrief::config::prompts::Prompts;
 use crossbrief::domain::{FlagKind, StageStats};
 use crossbrief::engine::hub::Resolver;
 use crossbrief::engine::registry::Registry;
+use crossbrief::progress::Progress;
 use crossbrief::stages::check::Fidelity;
 use crossbrief::stages::segment;
 use crossbrief::stages::translate::consensus::Scorer;
 use crossbrief::stages::translate::llm::{self, Item};
-use indicatif::ProgressBar;
 
 /// Changes "1,000" (or "1000") to "10,000" in `text`, the mistake a small model makes.
 fn corrupt(text: &str) -> Option<String> {
@@ -49,7 +49,10 @@ fn a_changed_number_is_flagged_and_translated_again() {
         segment::chunk_paragraphs(&[source.to_string()], 400, &|s| engine.count_tokens(s)).unwrap();
     assert_eq!(chunks.len(), 1);
 
-    let (mut stats, bar) = (StageStats::default(), ProgressBar::hidden());
+    let (mut stats, bar) = (
+        StageStats::default(),
+        Progress::hidden().stage("fidelity", 0, "chunks"),
+    );
     let mut calls = 0;
     let mut corrupted = String::new();
     let mut translate = |items: &[Item]| {

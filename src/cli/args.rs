@@ -7,6 +7,7 @@ use clap_complete::Shell;
 
 use crate::config::decoding::ConsensusMode;
 use crate::engine::device::DeviceChoice;
+use crate::progress::ProgressMode;
 use crate::stages::load::DEFAULT_MAX_BYTES;
 
 const AFTER_HELP: &str = "\
@@ -84,6 +85,11 @@ pub struct Cli {
     /// No progress bars and only errors on stderr.
     #[arg(short, long, global = true, help_heading = "Global options")]
     pub quiet: bool,
+
+    /// Progress on stderr: bars when stderr is a terminal (auto), bars, JSON lines (stage,
+    /// items done, tokens/s) or nothing [default: auto, none with -q].
+    #[arg(long, global = true, value_enum, help_heading = "Global options")]
+    pub progress: Option<ProgressMode>,
 
     #[command(subcommand)]
     pub command: Command,

@@ -26,7 +26,7 @@ use crate::context::Context;
 use crate::engine::hub::Resolver;
 use crate::engine::registry::Registry;
 use crate::language::{self, Packs};
-use crate::progress::Progress;
+use crate::progress::{Progress, ProgressMode};
 use crate::resources::Resources;
 use crate::store::WorkStore;
 pub use args::{Cli, Command};
@@ -53,7 +53,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let resources = Resources::locate(cli.resources.as_deref())?;
     language::install(Packs::load(&resources)?);
     let catalog = Catalog::load(&resources, cli.profile.as_deref())?;
-    let progress = Progress::new(cli.quiet);
+    let progress = Progress::new(cli.progress.unwrap_or(if cli.quiet {
+        ProgressMode::None
+    } else {
+        ProgressMode::Auto
+    }));
     match cli.command {
         Command::Run(args) => run::run(
             &cli.device.open()?,

@@ -5,13 +5,12 @@
 
 pub mod support;
 
-use indicatif::ProgressBar;
-
 use crate::context::Context;
 use crate::domain::{ArticleOutcome, Flag, FlagKind, StageStats};
 use crate::engine::llm::{Finish, Request};
 use crate::error::{Error, Result};
 use crate::language::sentences::{drop_unfinished_last, sentences};
+use crate::progress::StageBar;
 
 /// A summary as kept: its text (`None` when no sentence held), what was removed, and whether
 /// it rests on low-confidence sentences.
@@ -29,7 +28,7 @@ pub fn summarize_isolated(
     model: &str,
     articles: &[ArticleOutcome],
     stage: &mut StageStats,
-    bar: &ProgressBar,
+    bar: &StageBar,
 ) -> Result<Vec<Result<Grounded>>> {
     match summarize_all(ctx, model, articles, stage, bar) {
         Err(e) if articles.len() > 1 => {
@@ -55,7 +54,7 @@ pub fn summarize_all(
     model: &str,
     articles: &[ArticleOutcome],
     stage: &mut StageStats,
-    bar: &ProgressBar,
+    bar: &StageBar,
 ) -> Result<Vec<Result<Grounded>>> {
     if articles.is_empty() {
         return Ok(Vec::new());

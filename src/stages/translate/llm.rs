@@ -5,8 +5,6 @@
 
 use std::time::Instant;
 
-use indicatif::ProgressBar;
-
 use super::consensus::{self, KeptSentence, Scorer};
 use crate::config::decoding::Decoding;
 use crate::config::manifest::TaskSettings;
@@ -15,6 +13,7 @@ use crate::domain::{FidelityCheck, FlagKind, Problem, Signals, StageStats};
 use crate::engine::llm::{Finish, LlmEngine, Request};
 use crate::error::Result;
 use crate::language::sentences::sentences;
+use crate::progress::StageBar;
 use crate::stages::segment::Chunk;
 
 /// One text to translate.
@@ -88,7 +87,7 @@ pub fn translate_chunks(
     task: TaskSettings,
     decoding: Decoding,
     stats: &mut StageStats,
-    bar: &ProgressBar,
+    bar: &StageBar,
 ) -> Result<ChunkResults> {
     let sampling = Decoding {
         temperature: scorer.settings.temperature,
@@ -453,7 +452,7 @@ pub fn translate_texts(
     decoding: Decoding,
     sampling: Decoding,
     stats: &mut StageStats,
-    bar: &ProgressBar,
+    bar: &StageBar,
 ) -> Result<Vec<Rendered>> {
     bar.inc_length(items.len() as u64);
     let requests = items
@@ -477,11 +476,10 @@ pub fn translate_texts(
         .collect::<Result<Vec<_>>>()?;
     let (results, timings) = engine.generate_batch(&requests, decoding, &mut |_| bar.inc(1))?;
     timings.record(stats);
-    bar.set_message(format!(
-        "decode {:.1} tok/s, batch {}",
+    bar.set_rate(
         stats.generated_tokens as f64 / stats.decode_s.max(1e-9),
-        timings.largest_batch
-    ));
+        &format!("batch {}", timings.largest_batch),
+    );
     results
         .into_iter()
         .map(|r| {

@@ -8,8 +8,6 @@ pub mod llm;
 
 use std::time::Instant;
 
-use indicatif::ProgressBar;
-
 use crate::config::manifest::Catalog;
 use crate::context::Context;
 use crate::domain::{
@@ -21,6 +19,7 @@ use crate::engine::marian::MarianEngine;
 use crate::engine::registry::Engine;
 use crate::error::{Error, Result};
 use crate::language::sentences::{has_repetition_loop, sentences};
+use crate::progress::StageBar;
 use crate::stages::segment::{self, Chunk};
 use consensus::Scorer;
 
@@ -34,7 +33,7 @@ pub fn translate_units(
     units: &[String],
     segmentation: Segmentation,
     stage: &mut StageStats,
-    bar: &ProgressBar,
+    bar: &StageBar,
 ) -> Result<Translated> {
     let model = translator_model(ctx.catalog, lang)?;
     let items = vec![(lang.to_string(), units.to_vec())];
@@ -64,7 +63,7 @@ pub fn translate_group(
     docs: &[(String, Vec<String>)],
     segmentation: Segmentation,
     stage: &mut StageStats,
-    bar: &ProgressBar,
+    bar: &StageBar,
 ) -> Result<Vec<Translated>> {
     let manifest = ctx.catalog.model(model)?;
     let (chunk_tokens, task) = (
@@ -235,7 +234,7 @@ pub fn translate_segments(
     units: &[String],
     segmentation: Segmentation,
     stage: &mut StageStats,
-    bar: &ProgressBar,
+    bar: &StageBar,
 ) -> Result<Translated> {
     let max_tokens = engine.settings.max_source_tokens;
     let mut segments: Vec<Chunk> = Vec::new();
@@ -262,11 +261,10 @@ pub fn translate_segments(
     stage.prompt_tokens += batch.source_tokens;
     stage.generated_tokens += batch.target_tokens;
     stage.decode_s += batch.wall.as_secs_f64();
-    bar.set_message(format!(
-        "{:.0} tok/s in {} batches",
+    bar.set_rate(
         batch.target_tokens as f64 / batch.wall.as_secs_f64().max(1e-9),
-        batch.batches
-    ));
+        &format!("{} batches", batch.batches),
+    );
 
     // First translations: checked and scored.
     let lang_of = |c: &Chunk| languages.get(c.paragraph).copied().unwrap_or("");
