@@ -15,6 +15,29 @@ if ! "$venv/bin/python" -c "import numpy" 2>/dev/null; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check numpy==2.4.6
 fi
 export CROSSBRIEF_PYTHON="$PWD/$venv/bin/python"
+
+# The review page is checked in a real browser: Debian's Chromium (installed when absent, as
+# root) driven by playwright-core, pinned in tests/browser/package-lock.json and installed
+# from npm into target/browser-test.
+if ! [ -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "test.sh: installing Debian's chromium for the review page's browser test"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "test.sh: the browser test needs Debian's chromium: sudo apt-get install chromium" >&2
+    exit 1
+  fi
+fi
+browser=target/browser-test
+if ! cmp -s tests/browser/package-lock.json "$browser/package-lock.json" \
+  || ! [ -f "$browser/node_modules/playwright-core/package.json" ]; then
+  mkdir -p "$browser"
+  cp tests/browser/package.json tests/browser/package-lock.json "$browser/"
+  (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+export PLAYWRIGHT_CORE="$PWD/$browser/node_modules/playwright-core"
+export CROSSBRIEF_REQUIRE_BROWSER=1
 # Everything runs here: a test that would skip for a missing model or numpy fails instead.
 export CROSSBRIEF_REQUIRE_MODELS=1
 # As root (CI), the Slurm test brings up a private single-node cluster from Debian's packages,

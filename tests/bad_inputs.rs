@@ -105,6 +105,9 @@ fn every_bad_input_fails_alone_and_good_articles_are_untouched() {
     let peak = json["run"]["peak_memory_mb"].as_f64().unwrap();
     assert!(peak < PEAK_MEMORY_LIMIT_MB, "peak memory {peak} MiB");
     let brief_md = std::fs::read_to_string(mixed_out.join("brief.md")).unwrap();
+    let brief_html = std::fs::read_to_string(mixed_out.join("brief.html")).unwrap();
+    // Markup that articles hold and the review page must show as text.
+    let mut shown_as_text: Vec<String> = Vec::new();
 
     let failures = json["failures"].as_array().unwrap();
     let skipped = json["skipped"].as_array().unwrap();
@@ -193,6 +196,17 @@ fn every_bad_input_fails_alone_and_good_articles_are_untouched() {
                         !page.contains(raw),
                         "{relative}: {raw:?} unescaped in its page"
                     );
+                    // brief.html's own script is its only element that opens like this.
+                    assert_eq!(
+                        brief_html.matches(raw).count(),
+                        usize::from(raw == "<script>"),
+                        "{relative}: {raw:?} unescaped in brief.html"
+                    );
+                    let original = article["original"].as_str().unwrap();
+                    if let Some(at) = original.find(raw) {
+                        let line = original[at..].lines().next().unwrap();
+                        shown_as_text.push(line.chars().take(40).collect());
+                    }
                 }
                 results.push(format!(
                     "{relative}: read as {} ({} flag(s))",
@@ -205,6 +219,15 @@ fn every_bad_input_fails_alone_and_good_articles_are_untouched() {
     }
     // The note's table: every case with its result.
     eprintln!("{}", results.join("\n"));
+    assert!(!shown_as_text.is_empty(), "no article kept its markup");
+    let shown: Vec<&str> = shown_as_text.iter().map(String::as_str).collect();
+    common::browser_check(
+        "every_bad_input_fails_alone_and_good_articles_are_untouched",
+        &mixed_out.join("brief.html"),
+        &mixed_out.join("brief.json"),
+        &common::artefact("review-page/bad-inputs.png"),
+        &shown,
+    );
 
     // The good articles: complete, and byte for byte what a run without the bad ones made.
     let good_json = brief_json(&good_out);

@@ -99,6 +99,34 @@ fn a_missing_model_says_what_to_run() {
     assert_eq!(json["failures"][0]["stage"], "translate");
 }
 
+/// With the hub out of reach, `models fetch` says so in one line (not a DNS error per file),
+/// and `scripts/ensure-models.sh` turns to the offline mirror on that line.
+#[test]
+fn an_unreachable_hub_is_one_line() {
+    let cache = tempfile::tempdir().unwrap();
+    // Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+    let output = crossbrief()
+        .env("HF_HOME", cache.path())
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .args(["models", "fetch"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("hub (http://127.0.0.1:9) cannot be reached: 127.0.0.1:9 refuses")
+            && stderr.contains("model file(s) not fetched")
+            && stderr.contains("scripts/fetch-models.py"),
+        "{stderr}"
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
 #[test]
 fn a_corrupt_model_is_refused_with_its_checksum() {
     let cache = tempfile::tempdir().unwrap();
@@ -329,6 +357,65 @@ fn eval_scores_what_it_translated() {
         .failure()
         .stderr(contains(short.display().to_string()))
         .stderr(contains("line-aligned"));
+}
+
+/// `--progress jsonl`: every progress line on stderr is one JSON object, its event named
+/// first, stages open and close in flow order, and the run ends with its stage records and a
+/// `run_end` naming the review page. (No model is needed: the one article is refused.)
+#[test]
+fn progress_jsonl_is_one_event_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = write(dir.path(), "empty.txt", b"");
+    let out = dir.path().join("out");
+    let output = crossbrief()
+        .args(["--progress", "jsonl", "run", "--out"])
+        .arg(&out)
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert!(stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .all(|l| l.starts_with("{\"event\":")));
+    let names: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let stage = e["stage"].as_str().or(e["stats"]["name"].as_str());
+            format!("{} {}", e["event"].as_str().unwrap(), stage.unwrap_or(""))
+                .trim()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "stage_start translate",
+            "stage_end translate",
+            "stage_start summarize",
+            "stage_end summarize",
+            "stage_start brief",
+            "stage_end brief",
+            "stage_stats clean",
+            "stage_stats summarize",
+            "stage_stats brief",
+            "run_end"
+        ],
+        "{stderr}"
+    );
+    let end = events.last().unwrap();
+    assert_eq!(end["failed"], 1);
+    assert_eq!(
+        end["review_page"].as_str(),
+        Some(out.join("brief.html").to_str().unwrap())
+    );
+    assert!(out.join("brief.html").is_file());
 }
 
 #[test]

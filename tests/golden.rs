@@ -503,3 +503,36 @@ fn where_sources_differ_lists_the_stock_rise() {
         "{section}"
     );
 }
+
+/// The sample run's review page in headless Chromium: it loads nothing from the network,
+/// every citation resolves, the Arabic article is right to left, the highlighted sentences
+/// are brief.json's low-confidence ones, text contrast passes WCAG AA, and it weighs under
+/// 500 kB. The screenshots are kept under target/ (see the test's stderr), not committed.
+#[test]
+fn the_review_page_of_the_sample_run_checks_out_in_a_browser() {
+    needs_models!(
+        "the_review_page_of_the_sample_run_checks_out_in_a_browser",
+        common::LLM,
+        common::BERGAMOT
+    );
+    let run = sample_run();
+    let page = run.out.join("brief.html");
+    let bytes = std::fs::metadata(&page).unwrap().len();
+    assert!(bytes < 500_000, "brief.html weighs {bytes} bytes");
+    let Some(found) = common::browser_check(
+        "the_review_page_of_the_sample_run_checks_out_in_a_browser",
+        &page,
+        &run.out.join("brief.json"),
+        &common::artefact("review-page/sample.png"),
+        &[],
+    ) else {
+        return;
+    };
+    let arabic: Vec<&str> = articles()
+        .iter()
+        .filter(|a| a["language"] == "ar")
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(found["rtl"], serde_json::json!(arabic), "{found}");
+    assert!(found["citations"].as_u64().unwrap() >= 5, "{found}");
+}

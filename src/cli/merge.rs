@@ -120,8 +120,9 @@ pub fn merge(
     print_failures(&outcome.failures);
     writeln!(
         std::io::stdout().lock(),
-        "wrote {} ({} article(s) from {} shard(s), {} failed)",
+        "wrote {} and the review page {} ({} article(s) from {} shard(s), {} failed)",
         args.out.join("brief.md").display(),
+        args.out.join("brief.html").display(),
         outcome.articles.len(),
         args.shards.len(),
         outcome.failures.len()

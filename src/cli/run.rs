@@ -95,7 +95,7 @@ pub fn run(
             Err(second) => format!("saving them elsewhere failed too ({second})"),
         };
         eprintln!(
-            "error: could not write the brief into {}: {e}; {kept}; the finished translations are in {}; an earlier brief.md and brief.json there are left as they were",
+            "error: could not write the brief into {}: {e}; {kept}; the finished translations are in {}; an earlier brief.md, brief.json and brief.html there are left as they were",
             out_dir.path.display(),
             out_dir.path.join("articles").display()
         );
@@ -113,6 +113,19 @@ pub fn run(
     }
 
     report_store(record.store.as_ref(), quiet);
+    for stats in &record.stages {
+        ctx.progress
+            .event("stage_stats", serde_json::json!({"stats": stats}));
+    }
+    ctx.progress.event(
+        "run_end",
+        serde_json::json!({
+        "total_wall_s": record.total_wall_s,
+        "articles": outcome.articles.len(),
+        "failed": outcome.failures.len(),
+        "review_page": args.out.join("brief.html"),
+        }),
+    );
     if !quiet {
         print_stages(&record.stages);
         eprintln!(
@@ -135,8 +148,9 @@ pub fn run(
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "wrote {} ({} article(s) translated, {} failed)",
+        "wrote {} and the review page {} ({} article(s) translated, {} failed)",
         args.out.join("brief.md").display(),
+        args.out.join("brief.html").display(),
         outcome.articles.len(),
         outcome.failures.len()
     )?;

@@ -31,6 +31,8 @@ struct PackFile {
     name: String,
     #[serde(default)]
     latin_words_are_names: bool,
+    #[serde(default)]
+    right_to_left: bool,
     numbers: NumbersFile,
     #[serde(default)]
     units: UnitWords,
@@ -157,6 +159,8 @@ pub struct Pack {
     pub name: String,
     /// Every Latin-script word of a text in this language is a name (Arabic).
     pub latin_words_are_names: bool,
+    /// The script runs right to left (Arabic): pages set it `dir="rtl"`.
+    pub right_to_left: bool,
     pub decimal_mark: char,
     /// Scale words anchored at the start of the text after a number, with their factors.
     pub scales: Vec<(Regex, f64)>,
@@ -277,6 +281,7 @@ impl Pack {
             instructions,
             name: file.name,
             latin_words_are_names: file.latin_words_are_names,
+            right_to_left: file.right_to_left,
             decimal_mark: file.numbers.decimal_mark,
             scales,
             scale_words: file.numbers.scales.into_iter().map(|s| s.words).collect(),

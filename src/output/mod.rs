@@ -1,9 +1,10 @@
-//! Writing the outputs: `brief.md` and `brief.json` (two [`Report`]s of the same run) and
-//! `articles/<id>.md`, each atomically (written to a temporary file in the same folder, then
-//! renamed). The reports are one generation: all are written before any replaces its
+//! Writing the outputs: `brief.md`, `brief.json` and `brief.html` (three [`Report`]s of the
+//! same run) and `articles/<id>.md`, each atomically (written to a temporary file in the same
+//! folder, then renamed). The reports are one generation: all are written before any replaces its
 //! predecessor, so they always come from the same run. The output folder is claimed first
 //! ([`OutDir::claim`]): locked against a second run, checked writable with room to write.
 
+pub mod html;
 pub mod json;
 pub mod markdown;
 
@@ -258,7 +259,7 @@ pub fn render_reports(outcome: &RunOutcome, run: RunRecord) -> Result<Vec<(&'sta
         sources: sources(&outcome.articles),
         run,
     };
-    let reports: [&dyn Report; 2] = [&markdown::Markdown, &json::Json];
+    let reports: [&dyn Report; 3] = [&markdown::Markdown, &json::Json, &html::Html];
     reports
         .iter()
         .map(|r| Ok((r.file_name(), r.render(&view)?)))

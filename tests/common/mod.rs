@@ -145,3 +145,83 @@ pub fn golden(name: &str, text: &str) {
         "golden {name}: chrF {chrf:.1} against {nearest} is below {CROSS_CLASS_MIN_CHRF}; generate this class's files with `scripts/regenerate-goldens.sh` and review them"
     );
 }
+
+/// Checks a review page (`brief.html`) in headless Chromium against its `brief.json`
+/// (`tests/browser/check-review-page.mjs`): citations resolve, Arabic is right to left, the
+/// highlighted sentences are the low-confidence ones, contrast passes WCAG AA, nothing loads
+/// from the network, `injected` shows as text. The full-page screenshot is kept at
+/// `screenshot`. Returns the script's findings, or `None` when no browser is installed (a
+/// skip, unless `CROSSBRIEF_REQUIRE_BROWSER=1`, which `scripts/test.sh` sets after installing
+/// Debian's Chromium and playwright-core).
+pub fn browser_check(
+    test: &str,
+    page: &Path,
+    brief_json: &Path,
+    screenshot: &Path,
+    injected: &[&str],
+) -> Option<serde_json::Value> {
+    let playwright = std::env::var("PLAYWRIGHT_CORE").unwrap_or_else(|_| {
+        root()
+            .join("target/browser-test/node_modules/playwright-core")
+            .display()
+            .to_string()
+    });
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let missing: Vec<&str> = [
+        (
+            Path::new(&playwright).join("package.json").is_file(),
+            "playwright-core",
+        ),
+        (Path::new(&chromium).is_file(), "chromium"),
+    ]
+    .into_iter()
+    .filter(|(present, _)| !present)
+    .map(|(_, name)| name)
+    .collect();
+    if !missing.is_empty() {
+        if std::env::var("CROSSBRIEF_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
+            panic!(
+                "{test}: {} not installed (CROSSBRIEF_REQUIRE_BROWSER=1)",
+                missing.join(", ")
+            );
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped {test}: needs {}; scripts/test.sh installs them",
+            missing.join(" and ")
+        );
+        return None;
+    }
+    std::fs::create_dir_all(screenshot.parent().unwrap()).unwrap();
+    let output = std::process::Command::new("node")
+        .arg(root().join("tests/browser/check-review-page.mjs"))
+        .arg(page)
+        .arg(brief_json)
+        .arg(screenshot)
+        .args(injected)
+        .env("PLAYWRIGHT_CORE", &playwright)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{test}: the browser check failed\n{stdout}\n{stderr}"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "{test}: screenshot at {}; {}",
+        screenshot.display(),
+        stdout.trim()
+    );
+    Some(serde_json::from_str(stdout.trim()).expect("one JSON line"))
+}
+
+/// Where a test keeps what it made for people to look at (screenshots): under the target
+/// folder, never committed.
+pub fn artefact(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("artefacts")
+        .join(name)
+}

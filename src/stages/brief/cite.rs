@@ -17,6 +17,20 @@ const MIN_OVERLAP: f64 = 0.6;
 static CITATION: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\[(\d+(?:\s*,\s*\d+)*)\]").expect("valid regex"));
 
+/// Every citation group of `text`: its byte range and the source numbers it names.
+pub fn citation_groups(text: &str) -> Vec<(std::ops::Range<usize>, Vec<usize>)> {
+    CITATION
+        .captures_iter(text)
+        .map(|cap| {
+            let numbers = cap[1]
+                .split(',')
+                .filter_map(|s| s.trim().parse::<usize>().ok())
+                .collect();
+            (cap.get(0).expect("the whole match").range(), numbers)
+        })
+        .collect()
+}
+
 /// Every source number the text cites.
 pub fn cited_sources(text: &str) -> BTreeSet<usize> {
     CITATION
