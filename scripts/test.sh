@@ -29,6 +29,10 @@ if ! [ -x /usr/bin/chromium ]; then
     exit 1
   fi
 fi
+if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' 2>/dev/null; then
+  echo "test.sh: the browser test needs Node.js 20 or later (playwright-core 1.65); found: $(node --version 2>&1 || echo none)" >&2
+  exit 1
+fi
 browser=target/browser-test
 if ! cmp -s tests/browser/package-lock.json "$browser/package-lock.json" \
   || ! [ -f "$browser/node_modules/playwright-core/package.json" ]; then

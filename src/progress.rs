@@ -15,12 +15,13 @@ use serde_json::json;
 pub enum ProgressMode {
     /// Bars when stderr is a terminal, else nothing.
     Auto,
-    /// Bars on stderr.
+    /// Bars on stderr, even with `-q` (indicatif draws them only where stderr is a terminal).
     Bar,
     /// One JSON object per line on stderr: stage starts and ends, items done, tokens/s.
     Jsonl,
     /// Nothing.
-    None,
+    #[value(name = "none")]
+    Off,
 }
 
 /// The bars being drawn, if any: log lines are printed around them.
@@ -36,7 +37,7 @@ impl Progress {
     pub fn new(mode: ProgressMode) -> Self {
         let mode = match mode {
             ProgressMode::Auto if std::io::stderr().is_terminal() => ProgressMode::Bar,
-            ProgressMode::Auto => ProgressMode::None,
+            ProgressMode::Auto => ProgressMode::Off,
             other => other,
         };
         let multi = if mode == ProgressMode::Bar {
@@ -57,7 +58,12 @@ impl Progress {
     }
 
     pub fn hidden() -> Self {
-        Progress::new(ProgressMode::None)
+        Progress::new(ProgressMode::Off)
+    }
+
+    /// Progress goes out as JSON lines (so the human-readable stage table is left out).
+    pub fn is_jsonl(&self) -> bool {
+        self.jsonl
     }
 
     /// One event as a JSON line, in `jsonl` mode (else nothing): `{"event": name, ...fields}`.

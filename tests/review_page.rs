@@ -17,6 +17,8 @@ use crossbrief::output::{self, DecodingRecord, RunRecord};
 const SCRIPT: &str = "<script>alert('article')</script>";
 const CLOSER: &str = "</td></tr></table></div><img src=x onerror=alert(2)>";
 const STYLE: &str = "<style>body{display:none}</style>";
+/// Closes an attribute's quotes: titles go into `title` and `aria-label`.
+const QUOTE: &str = "\" onmouseover=\"alert(3)\" x=\"";
 
 fn sentence(
     unit: usize,
@@ -48,8 +50,8 @@ fn hostile_outcome() -> RunOutcome {
         language_confidence: 0.99,
         title: format!("Título {SCRIPT}"),
         title_detected: true,
-        title_en: format!("Title {SCRIPT}"),
-        translation: english.into(),
+        title_en: format!("Title {SCRIPT}{QUOTE}"),
+        translation: format!("{english} More {QUOTE}."),
         summary: Some(format!("Summary {CLOSER} of it.")),
         translator: "test".into(),
         source_paragraphs: 1,
@@ -71,10 +73,18 @@ fn hostile_outcome() -> RunOutcome {
                 true,
                 vec![flag(&format!("why {CLOSER}"))],
             ),
+            // Flagged, not low: underlined rather than highlighted.
+            sentence(
+                1,
+                "Mais.",
+                &format!("More {QUOTE}."),
+                false,
+                vec![flag(&format!("flag {QUOTE}"))],
+            ),
         ],
         calibrated: true,
         summary_low_confidence: true,
-        original: format!("Título {SCRIPT}\n{original}"),
+        original: format!("Título {SCRIPT}\n{original} Mais."),
         removed: vec![Removal::Boilerplate {
             rule: "footer".into(),
             text: format!("Assine {SCRIPT}"),
@@ -168,7 +178,7 @@ fn hostile_article_text_shows_as_text_and_runs_nothing() {
     let reports = output::render_reports(&hostile_outcome(), record()).unwrap();
     output::write_generation(dir.path(), &reports).unwrap();
     let page = std::fs::read_to_string(dir.path().join("brief.html")).unwrap();
-    for raw in [SCRIPT, CLOSER, STYLE, "<b>"] {
+    for raw in [SCRIPT, CLOSER, STYLE, QUOTE, "<b>"] {
         assert!(!page.contains(raw), "{raw} reached the page unescaped");
     }
     // The page's own script and style are its only elements of the kind, allowed by hash.
@@ -179,8 +189,8 @@ fn hostile_article_text_shows_as_text_and_runs_nothing() {
     // Ids come from the article id, unit and place, whatever the id's characters.
     for id in [
         "article-a.20..3c.b.3e.",
-        "a.20..3c.b.3e.-u1-s1",
-        "ar.2d.1-u0",
+        "article-a.20..3c.b.3e.-u1-s2",
+        "article-ar.2d.1-u0",
     ] {
         assert!(page.contains(&format!("id=\"{id}\"")), "no id {id}");
     }
@@ -190,12 +200,14 @@ fn hostile_article_text_shows_as_text_and_runs_nothing() {
         &dir.path().join("brief.html"),
         &dir.path().join("brief.json"),
         &common::artefact("review-page/hostile.png"),
-        &[SCRIPT, CLOSER, STYLE, "a <b>"],
+        &[SCRIPT, CLOSER, STYLE, QUOTE, "a <b>"],
     ) else {
         return;
     };
     // Both articles' marked sentences and the RTL section were found (not a vacuous pass).
     assert_eq!(found["low"], 2, "{found}");
+    assert_eq!(found["flagged"], 2, "{found}");
+    assert_eq!(found["differences"], 2, "{found}");
     assert_eq!(found["rtl"], serde_json::json!(["ar-1"]), "{found}");
     assert_eq!(found["citations"], 2, "{found}");
 }

@@ -138,8 +138,8 @@ pub struct MergeArgs {
     #[arg(required = true)]
     pub shards: Vec<PathBuf>,
 
-    /// Output folder for the merged brief.md, brief.json and articles/. The brief is written
-    /// with the decoding settings the shards ran with.
+    /// Output folder for the merged brief.md, brief.json, brief.html and articles/. The brief
+    /// is written with the decoding settings the shards ran with.
     #[arg(long, short)]
     pub out: PathBuf,
 
@@ -259,7 +259,7 @@ pub struct RunArgs {
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
 
-    /// Output folder for brief.md, brief.json and articles/.
+    /// Output folder for brief.md, brief.json, brief.html (the review page) and articles/.
     #[arg(long, short, default_value = "out")]
     pub out: PathBuf,
 

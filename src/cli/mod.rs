@@ -54,7 +54,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     language::install(Packs::load(&resources)?);
     let catalog = Catalog::load(&resources, cli.profile.as_deref())?;
     let progress = Progress::new(cli.progress.unwrap_or(if cli.quiet {
-        ProgressMode::None
+        ProgressMode::Off
     } else {
         ProgressMode::Auto
     }));

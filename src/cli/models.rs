@@ -120,8 +120,8 @@ pub fn models(catalog: &Catalog, action: ModelsAction, quiet: bool) -> anyhow::R
                 .flat_map(|m| m.files.iter().map(move |f| (m, f)))
                 .filter(|(m, f)| resolver.cached(m, f).is_none())
                 .count();
-            if download && absent > 0 {
-                // One line, not one DNS error per file.
+            if download && absent > 0 && !resolver.is_offline() {
+                // One line, not one DNS error per file (resolve would ask too, per file).
                 if let Some(why) = resolver.hub_unreachable() {
                     bail!(
                         "the Hugging Face hub ({}) cannot be reached: {why}; {absent} model file(s) not fetched; `python3 scripts/fetch-models.py` assembles the offline mirror",

@@ -123,10 +123,11 @@ pub fn run(
         "total_wall_s": record.total_wall_s,
         "articles": outcome.articles.len(),
         "failed": outcome.failures.len(),
-        "review_page": args.out.join("brief.html"),
+        "review_page": args.out.join("brief.html").display().to_string(),
         }),
     );
-    if !quiet {
+    // In jsonl mode the stage_stats events above carry the table.
+    if !quiet && !ctx.progress.is_jsonl() {
         print_stages(&record.stages);
         eprintln!(
             "total {:.1} s, peak memory {}",

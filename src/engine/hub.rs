@@ -57,9 +57,19 @@ pub fn endpoint() -> String {
     std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".to_string())
 }
 
-/// Why `endpoint` cannot be reached, if it cannot: its name does not resolve or no address
-/// takes a TCP connection within 5 s. One short reason instead of a DNS error per file.
+/// Why `endpoint` cannot be reached, if it cannot: its name does not resolve or none of its
+/// addresses takes a TCP connection within 5 s. One short reason instead of a DNS error per
+/// file. Behind a proxy (hf-hub's client takes `HTTPS_PROXY` and the like) the direct
+/// connection proves nothing, so the question is left to the download.
 fn why_unreachable(endpoint: &str) -> Option<String> {
+    let proxied = ["ALL_PROXY", "HTTPS_PROXY", "HTTP_PROXY"].iter().any(|v| {
+        std::env::var_os(v)
+            .or_else(|| std::env::var_os(v.to_lowercase()))
+            .is_some()
+    });
+    if proxied {
+        return None;
+    }
     let (scheme, rest) = endpoint.split_once("://").unwrap_or(("https", endpoint));
     let authority = rest.split('/').next().unwrap_or(rest);
     let host_port = if authority.contains(':') {
@@ -96,6 +106,11 @@ impl Resolver {
             progress,
             unreachable: Arc::default(),
         }
+    }
+
+    /// `HF_HUB_OFFLINE` is set: nothing is downloaded.
+    pub fn is_offline(&self) -> bool {
+        self.offline
     }
 
     /// Why the hub cannot be reached, if it cannot (checked on the first call only).

@@ -13,11 +13,10 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use super::markdown::reliability;
-use super::{Report, ReportView, RunRecord, SourceEntry};
-use crate::domain::{ArticleOutcome, Removal, RunOutcome, TranslatedSentence};
+use super::markdown::{page_link, reliability};
+use super::{brief_paragraphs, Report, ReportView, RunRecord, SourceEntry};
+use crate::domain::{ArticleOutcome, Claim, Removal, RunOutcome, TranslatedSentence};
 use crate::error::Result;
-use crate::language::sentences::sentences;
 use crate::language::{english_name, pack};
 use crate::stages::brief::cite::citation_groups;
 
@@ -38,7 +37,8 @@ impl Report for Html {
 }
 
 /// Untrusted text as HTML text content or a quoted attribute value: the five characters HTML
-/// gives meaning to become entities, and control characters are spelled out.
+/// gives meaning to become entities, and control characters are spelled out, as are the
+/// bidirectional embeddings, overrides and isolates, which could reverse the text after them.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 8);
     for c in text.chars() {
@@ -48,6 +48,9 @@ pub fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
+                out.push_str(&c.escape_unicode().to_string())
+            }
             c if c.is_control() && c != '\n' && c != '\t' => {
                 out.push_str(&c.escape_unicode().to_string())
             }
@@ -58,8 +61,9 @@ pub fn escape(text: &str) -> String {
 }
 
 /// An article id as a fragment-safe id: ASCII letters, digits and `_` kept, anything else
-/// (`-` included, which the page's ids use as a separator) spelled `.<hex>.`, so two ids
-/// never meet and the same id always gives the same.
+/// (`-` included, which the page's ids use as a separator) spelled `.<hex>.`, so two article
+/// ids never give the same slug and the same id always gives the same. Every id of an
+/// article's section starts `article-<slug>-`, so no two articles' ids meet either.
 pub fn slug(id: &str) -> String {
     id.chars()
         .map(|c| {
@@ -79,51 +83,83 @@ fn csp_hash(text: &str) -> String {
     )
 }
 
-/// Where things are on the page: each source's section and each sentence's id.
+/// Where things are on the page: each source's number and section, each sentence's id.
 struct Anchors<'a> {
     /// Source number → (article, its section id).
     sources: BTreeMap<usize, (&'a ArticleOutcome, String)>,
+    /// Article id → its source number.
+    numbers: BTreeMap<&'a str, usize>,
+    /// Article id → its sentences with their ids.
+    sentences: BTreeMap<&'a str, Vec<(String, &'a TranslatedSentence)>>,
 }
 
 impl<'a> Anchors<'a> {
     fn new(outcome: &'a RunOutcome, sources: &[SourceEntry]) -> Self {
-        let sources = sources
+        let sources: BTreeMap<usize, (&ArticleOutcome, String)> = sources
             .iter()
             .filter_map(|s| {
                 let a = outcome.articles.iter().find(|a| a.id == s.id)?;
-                Some((s.n, (a, format!("article-{}", slug(&a.id)))))
+                Some((s.n, (a, section_id(a))))
             })
             .collect();
-        Anchors { sources }
+        Anchors {
+            numbers: sources
+                .iter()
+                .map(|(n, (a, _))| (a.id.as_str(), *n))
+                .collect(),
+            sentences: outcome
+                .articles
+                .iter()
+                .map(|a| (a.id.as_str(), numbered(a)))
+                .collect(),
+            sources,
+        }
     }
 
-    /// The id of the sentence of source `n` that `clause` comes from, else its section.
-    fn sentence_of(&self, n: usize, clause: &str, in_headline: bool) -> Option<String> {
+    /// The id of the sentence of source `n` that a claim comes from: the one holding its
+    /// clause (in the headline or the body, as the claim says), else its value; for an
+    /// untranslated source, the paragraph holding the clause; else the source's section.
+    fn sentence_of(&self, n: usize, claim: &Claim) -> Option<String> {
         let (a, section) = self.sources.get(&n)?;
-        let found = numbered(a)
-            .into_iter()
-            .find(|(_, s)| {
-                (!in_headline || (a.title_detected && s.unit == 0)) && s.text.contains(clause)
-            })
-            .map(|(id, _)| id);
-        Some(found.unwrap_or_else(|| section.clone()))
+        let own = &self.sentences[a.id.as_str()];
+        let in_place =
+            |s: &TranslatedSentence| claim.in_headline == (a.title_detected && s.unit == 0);
+        let holding = |text: &str| {
+            own.iter()
+                .find(|(_, s)| in_place(s) && s.text.contains(text))
+                .map(|(id, _)| id.clone())
+        };
+        let paragraph = || {
+            let offset = usize::from(a.title_detected);
+            a.translation
+                .split("\n\n")
+                .position(|p| p.contains(&claim.context))
+                .map(|p| format!("{section}-u{}", p + offset))
+        };
+        Some(
+            holding(&claim.context)
+                .or_else(|| holding(&claim.value))
+                .or_else(|| own.is_empty().then(paragraph).flatten())
+                .unwrap_or_else(|| section.clone()),
+        )
     }
 }
 
-/// An article's sentences with their ids: `<article>-u<unit>-s<k>`, k counting within the unit.
+fn section_id(a: &ArticleOutcome) -> String {
+    format!("article-{}", slug(&a.id))
+}
+
+/// An article's sentences with their ids: `article-<slug>-u<unit>-s<k>`, k counting from 1
+/// within the unit.
 fn numbered(a: &ArticleOutcome) -> Vec<(String, &TranslatedSentence)> {
-    let base = slug(&a.id);
-    let mut k = 0;
-    let mut unit = usize::MAX;
+    let section = section_id(a);
+    let mut counts: BTreeMap<usize, usize> = BTreeMap::new();
     a.sentences
         .iter()
         .map(|s| {
-            if s.unit != unit {
-                unit = s.unit;
-                k = 0;
-            }
-            k += 1;
-            (format!("{base}-u{}-s{k}", s.unit), s)
+            let k = counts.entry(s.unit).or_default();
+            *k += 1;
+            (format!("{section}-u{}-s{k}", s.unit), s)
         })
         .collect()
 }
@@ -163,19 +199,19 @@ fn page(view: &ReportView) -> String {
         escape(&view.run.generation)
     ));
     html.push_str(
-        "<p class=\"legend\"><span class=\"s low\">Highlighted</span>: low confidence, verify against the source before use. \
-         <span class=\"s flagged\">Underlined</span>: a check found something; focus or hover for the reason. \
+        "<p class=\"legend\"><span class=\"legend-low\">Highlighted</span>: low confidence, verify against the source before use. \
+         <span class=\"legend-flagged\">Underlined</span>: a check found something; focus or hover for the reason. \
          <span class=\"keys\">Keys: <kbd>j</kbd> / <kbd>k</kbd> next / previous marked sentence.</span></p>\n",
     );
     html.push_str("<nav aria-label=\"Contents\"><ul><li><a href=\"#brief\">Brief</a></li><li><a href=\"#differences\">Where sources differ</a></li><li><a href=\"#sources\">Sources</a></li>");
     for a in &outcome.articles {
-        let label = match view.sources.iter().find(|s| s.id == a.id) {
-            Some(s) => format!("[{}] {}", s.n, english_name(&a.language)),
+        let label = match anchors.numbers.get(a.id.as_str()) {
+            Some(n) => format!("[{n}] {}", english_name(&a.language)),
             None => a.id.clone(),
         };
         html.push_str(&format!(
-            "<li><a href=\"#article-{}\" title=\"{}\">{}</a></li>",
-            slug(&a.id),
+            "<li><a href=\"#{}\" title=\"{}\">{}</a></li>",
+            section_id(a),
             escape(&a.title_en),
             escape(&label)
         ));
@@ -189,8 +225,7 @@ fn page(view: &ReportView) -> String {
     html.push_str(&sources_section(view));
     html.push_str("<section id=\"articles\" aria-labelledby=\"articles-h\"><h2 id=\"articles-h\">Articles, original and English</h2>\n");
     for a in &outcome.articles {
-        let n = view.sources.iter().find(|s| s.id == a.id).map(|s| s.n);
-        html.push_str(&article_section(a, n));
+        html.push_str(&article_section(a, &anchors));
     }
     html.push_str("</section>\n");
     html.push_str(&not_included_section(outcome));
@@ -246,24 +281,28 @@ fn brief_section(view: &ReportView, anchors: &Anchors) -> String {
     let mut html =
         String::from("<section id=\"brief\" class=\"brief\" aria-labelledby=\"brief-h\"><h2 id=\"brief-h\">Brief</h2>\n");
     match &outcome.brief {
-        Some(text) => {
-            let mut listed = outcome.brief_sentences.iter();
+        Some(_) => {
             let mut i = 0;
-            for paragraph in text.split("\n\n") {
-                let spans: Vec<String> = sentences(paragraph)
+            for paragraph in brief_paragraphs(outcome) {
+                let spans: Vec<String> = paragraph
                     .into_iter()
-                    .map(|s| {
+                    .map(|(s, entry)| {
                         i += 1;
-                        let entry = listed.next();
                         let low = entry.is_some_and(|e| e.low_confidence);
-                        let cited: Vec<String> = entry
+                        let cited: String = entry
                             .map(|e| e.sources.iter().map(|n| format!("[{n}]")).collect())
                             .unwrap_or_default();
                         let why = format!(
                             "rests on a low-confidence translated sentence of {}: verify it there",
-                            if cited.is_empty() { "a source".to_string() } else { cited.join("") }
+                            if cited.is_empty() { "a source" } else { &cited }
                         );
-                        sentence_span(&format!("brief-s{i}"), &with_citations(&s, anchors), low, false, &why)
+                        sentence_span(
+                            &format!("brief-s{i}"),
+                            &with_citations(&s, anchors),
+                            low,
+                            false,
+                            &why,
+                        )
                     })
                     .collect();
                 html.push_str(&format!("<p>{}</p>\n", spans.join(" ")));
@@ -327,7 +366,7 @@ fn differences_section(outcome: &RunOutcome, anchors: &Anchors) -> String {
                 None => format!("[{}]", c.source),
             };
             let place = if c.in_headline { "headline: " } else { "" };
-            let context = match anchors.sentence_of(c.source, &c.context, c.in_headline) {
+            let context = match anchors.sentence_of(c.source, c) {
                 Some(id) => format!("{place}<a href=\"#{id}\">{}</a>", escape(&c.context)),
                 None => format!("{place}{}", escape(&c.context)),
             };
@@ -385,9 +424,9 @@ fn sources_section(view: &ReportView) -> String {
             continue;
         };
         html.push_str(&format!(
-            "<li id=\"source-{}\"><a href=\"#article-{}\">{}</a> <span lang=\"{}\" dir=\"auto\">({})</span><br><span class=\"meta\">{} · <code>{}</code> · {}</span>{}</li>\n",
+            "<li id=\"source-{}\"><a href=\"#{}\">{}</a> (<bdi lang=\"{}\">{}</bdi>)<br><span class=\"meta\">{} · <code>{}</code> · {}</span>{}</li>\n",
             s.n,
-            slug(&s.id),
+            section_id(a),
             escape(&s.title_en),
             escape(&s.language),
             escape(&s.title),
@@ -440,25 +479,29 @@ fn reason(s: &TranslatedSentence) -> String {
     why
 }
 
-fn article_section(a: &ArticleOutcome, n: Option<usize>) -> String {
-    let base = slug(&a.id);
-    let lang = escape(&a.language);
+fn article_section(a: &ArticleOutcome, anchors: &Anchors) -> String {
+    let section = section_id(a);
+    let lang_attr = escape(&a.language);
     let dir = if right_to_left(&a.language) {
         "rtl"
     } else {
         "ltr"
     };
-    let number = n.map(|n| format!("[{n}] ")).unwrap_or_default();
+    let number = anchors
+        .numbers
+        .get(a.id.as_str())
+        .map(|n| format!("[{n}] "))
+        .unwrap_or_default();
     let mut html = format!(
-        "<section class=\"article\" id=\"article-{base}\" aria-labelledby=\"article-{base}-h\">\n<h3 id=\"article-{base}-h\">{number}{}</h3>\n",
+        "<section class=\"article\" id=\"{section}\" aria-labelledby=\"{section}-h\">\n<h3 id=\"{section}-h\">{number}{}</h3>\n",
         escape(&a.title_en)
     );
     html.push_str(&format!(
-        "<p class=\"meta\">{} ({lang}) · <code>{}</code> · translated by {} · <a href=\"articles/{}.md\">translation page</a></p>\n",
+        "<p class=\"meta\">{} ({lang_attr}) · <code>{}</code> · translated by {} · <a href=\"articles/{}.md\">translation page</a></p>\n",
         escape(&english_name(&a.language)),
         escape(&a.source_path.display().to_string()),
         escape(&a.translator),
-        escape(&a.id)
+        escape(&page_link(&a.id))
     ));
     if !a.sentences.is_empty() {
         html.push_str(&format!(
@@ -472,14 +515,17 @@ fn article_section(a: &ArticleOutcome, n: Option<usize>) -> String {
         Some(summary) if a.summary_low_confidence => html.push_str(&format!(
             "<p>{}</p>\n",
             sentence_span(
-                &format!("{base}-summary"),
+                &format!("{section}-summary"),
                 &escape(summary),
                 true,
                 false,
                 "this summary rests on low-confidence sentences of the translation: verify before use"
             )
         )),
-        Some(summary) => html.push_str(&format!("<p id=\"{base}-summary\">{}</p>\n", escape(summary))),
+        Some(summary) => html.push_str(&format!(
+            "<p id=\"{section}-summary\">{}</p>\n",
+            escape(summary)
+        )),
         None => html.push_str("<p class=\"muted\">No summary (see the flags and Not included).</p>\n"),
     }
     if !a.flags.is_empty() {
@@ -493,21 +539,33 @@ fn article_section(a: &ArticleOutcome, n: Option<usize>) -> String {
         }
         html.push_str("</ul>\n");
     }
-    html.push_str(&pairs_table(a, &base, &lang, dir));
-    html.push_str(&removed_fold(&a.removed, &lang));
+    html.push_str(&pairs_table(
+        a,
+        &anchors.sentences[a.id.as_str()],
+        &section,
+        &lang_attr,
+        dir,
+    ));
+    html.push_str(&removed_fold(&a.removed, &lang_attr));
     html.push_str("</section>\n");
     html
 }
 
 /// Original and English side by side, one row per unit (the title, then each paragraph).
-fn pairs_table(a: &ArticleOutcome, base: &str, lang: &str, dir: &str) -> String {
+/// `lang_attr` is the language code, escaped.
+fn pairs_table(
+    a: &ArticleOutcome,
+    ids: &[(String, &TranslatedSentence)],
+    section: &str,
+    lang_attr: &str,
+    dir: &str,
+) -> String {
     let originals: Vec<&str> = a.original.split('\n').collect();
     let offset = usize::from(a.title_detected);
     let english: Vec<&str> = a.translation.split("\n\n").collect();
     let units = originals.len().max(english.len() + offset);
-    let ids = numbered(a);
     let mut html = format!(
-        "<table class=\"pairs\"><thead><tr><th scope=\"col\" lang=\"en\">Original ({})</th><th scope=\"col\">English</th></tr></thead><tbody>\n",
+        "<table class=\"pairs\"><thead><tr><th scope=\"col\">Original ({})</th><th scope=\"col\">English</th></tr></thead><tbody>\n",
         escape(&english_name(&a.language))
     );
     for unit in 0..units {
@@ -558,14 +616,15 @@ fn pairs_table(a: &ArticleOutcome, base: &str, lang: &str, dir: &str) -> String 
             ""
         };
         html.push_str(&format!(
-            "<tr id=\"{base}-u{unit}\"{title}><td class=\"orig\" lang=\"{lang}\" dir=\"{dir}\">{original}</td><td class=\"en\" lang=\"en\" dir=\"ltr\">{english_html}</td></tr>\n"
+            "<tr id=\"{section}-u{unit}\"{title}><td class=\"orig\" lang=\"{lang_attr}\" dir=\"{dir}\">{original}</td><td class=\"en\" lang=\"en\" dir=\"ltr\">{english_html}</td></tr>\n"
         ));
     }
     html.push_str("</tbody></table>\n");
     html
 }
 
-fn removed_fold(removed: &[Removal], lang: &str) -> String {
+/// `lang_attr` is the article's language code, escaped.
+fn removed_fold(removed: &[Removal], lang_attr: &str) -> String {
     if removed.is_empty() {
         return String::new();
     }
@@ -583,7 +642,7 @@ fn removed_fold(removed: &[Removal], lang: &str) -> String {
             }
         };
         html.push_str(&format!(
-            "<li><span class=\"kind\">{}</span> <span lang=\"{lang}\" dir=\"auto\">{}</span></li>\n",
+            "<li><span class=\"kind\">{}</span> <span lang=\"{lang_attr}\" dir=\"auto\">{}</span></li>\n",
             escape(&what),
             escape(&text)
         ));

@@ -1,11 +1,10 @@
 //! The Markdown outputs: `brief.md` (the brief, where sources differ, sources, one section
 //! per article with its flags as footnotes) and `articles/<id>.md` (one translation).
 
-use super::{Report, ReportView, SourceEntry};
+use super::{brief_paragraphs, Report, ReportView, SourceEntry};
 use crate::domain::{ArticleOutcome, Difference, RunOutcome};
 use crate::error::Result;
 use crate::language::english_name;
-use crate::language::sentences::sentences;
 
 /// The mark of a sentence to verify before use.
 const LOW_MARK: &str = "⚠";
@@ -208,16 +207,13 @@ pub fn brief_markdown(
     let mut md = String::from("# News brief\n\n");
     let mut marked = false;
     match &outcome.brief {
-        Some(text) => {
-            // The brief's sentences in order, as brief_sentences lists them.
-            let mut low = outcome.brief_sentences.iter().map(|s| s.low_confidence);
-            let paragraphs: Vec<String> = text
-                .split("\n\n")
+        Some(_) => {
+            let paragraphs: Vec<String> = brief_paragraphs(outcome)
+                .into_iter()
                 .map(|p| {
-                    sentences(p)
-                        .into_iter()
-                        .map(|s| {
-                            if low.next().unwrap_or(false) {
+                    p.into_iter()
+                        .map(|(s, entry)| {
+                            if entry.is_some_and(|e| e.low_confidence) {
                                 marked = true;
                                 format!("{LOW_MARK} *{}*", escape(&s))
                             } else {
@@ -339,7 +335,7 @@ pub fn brief_markdown(
 
 /// An article id as a link target: percent-encoded where a file name's characters would end
 /// or break the link.
-fn page_link(id: &str) -> String {
+pub(super) fn page_link(id: &str) -> String {
     id.chars()
         .map(|c| match c {
             ' ' | '(' | ')' | '<' | '>' | '[' | ']' | '%' | '#' | '?' => {

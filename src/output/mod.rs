@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{ArticleOutcome, InputSet, RunOutcome, StageStats};
+use crate::domain::{ArticleOutcome, BriefSentence, InputSet, RunOutcome, StageStats};
 use crate::engine::registry::ModelRecord;
 use crate::error::{Error, Result};
 use crate::store::StoreRecord;
@@ -184,7 +184,8 @@ pub struct RunRecord {
     pub stages: Vec<StageStats>,
     pub total_wall_s: f64,
     pub peak_memory_mb: Option<f64>,
-    /// This generation of `brief.md` and `brief.json` (both name it): the run's start in
+    /// This generation of `brief.md`, `brief.json` and `brief.html` (each names it): the run's
+    /// start in
     /// seconds since 1970 and its pid.
     pub generation: String,
     /// `K/N` when the run took one shard of the articles (`--shard`).
@@ -238,11 +239,28 @@ pub fn sources(articles: &[ArticleOutcome]) -> Vec<SourceEntry> {
         .collect()
 }
 
-/// One output file of a run, rendered from the run's result: `brief.md` and `brief.json`
-/// are two of these, written side by side from the same view.
+/// One output file of a run, rendered from the run's result: `brief.md`, `brief.json` and
+/// `brief.html` are three of these, written side by side from the same view.
 pub trait Report {
     fn file_name(&self) -> &'static str;
     fn render(&self, view: &ReportView) -> Result<String>;
+}
+
+/// The brief's paragraphs, each as its sentences paired with their `brief_sentences` entry
+/// (in order: that list is the brief's sentences as `sentences` splits them).
+pub fn brief_paragraphs(outcome: &RunOutcome) -> Vec<Vec<(String, Option<&BriefSentence>)>> {
+    let Some(text) = &outcome.brief else {
+        return Vec::new();
+    };
+    let mut listed = outcome.brief_sentences.iter();
+    text.split("\n\n")
+        .map(|p| {
+            crate::language::sentences::sentences(p)
+                .into_iter()
+                .map(|s| (s, listed.next()))
+                .collect()
+        })
+        .collect()
 }
 
 /// What every report renders.

@@ -1,7 +1,7 @@
 // brief.html's only script (allowed by its hash in the page's Content-Security-Policy):
 // j / k move the focus to the next / previous marked sentence; printing opens every fold.
 (() => {
-  const marked = () => [...document.querySelectorAll(".s.low, .s.flagged")];
+  const marked = () => [...document.querySelectorAll("main .s.low, main .s.flagged")];
   document.addEventListener("keydown", (e) => {
     if (e.altKey || e.ctrlKey || e.metaKey || (e.key !== "j" && e.key !== "k")) return;
     if (/^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName)) return;

@@ -119,6 +119,24 @@ try {
     const brief_low = document.querySelectorAll("#brief .s.low").length;
     if (brief_low !== expect.brief_low) problems.push(`brief marks ${brief_low} sentences low, brief.json ${expect.brief_low}`);
 
+    // Nothing is left out of the checks below for being folded or shown only on focus.
+    for (const d of document.querySelectorAll("details")) d.open = true;
+    for (const why of document.querySelectorAll(".why")) why.style.display = "inline";
+
+    // Where sources differ: each value's link lands on a sentence (or, for an untranslated
+    // source, a paragraph) that gives the value.
+    let differences = 0;
+    for (const row of document.querySelectorAll("#differences tbody tr")) {
+      const cells = row.querySelectorAll("td");
+      const value = cells[cells.length - 2].textContent;
+      const link = cells[cells.length - 1].querySelector("a");
+      const target = link && byId(link.getAttribute("href").slice(1));
+      differences += 1;
+      if (!target || !(target.matches(".s") || target.matches("tr")) || !target.textContent.includes(value)) {
+        problems.push(`the ${JSON.stringify(value)} of "${row.textContent}" links to ${link && link.getAttribute("href")}, not to a sentence giving it`);
+      }
+    }
+
     // Text contrast (WCAG AA: 4.5:1, 3:1 for large text) of every element that shows text.
     const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
     const luminance = ([r, g, b]) => {
@@ -150,12 +168,18 @@ try {
     // Untrusted text stays text: the page's one script is its own, and the strings show.
     const scripts = document.scripts.length;
     if (scripts !== 1) problems.push(`${scripts} script elements`);
+    for (const el of document.querySelectorAll("*")) {
+      for (const attr of el.getAttributeNames()) {
+        if (attr.startsWith("on")) problems.push(`<${el.tagName.toLowerCase()}> has an event handler ${attr}`);
+      }
+    }
     const text = document.body.textContent;
     for (const s of expect.injected) if (!text.includes(s)) problems.push(`${JSON.stringify(s)} is not shown as text`);
 
     return {
       problems,
       links: links.length,
+      differences,
       citations: cites.length,
       rtl,
       low: document.querySelectorAll("td.en .s.low").length,
@@ -165,17 +189,26 @@ try {
   }, expect);
   failures.push(...found.problems);
 
-  // Keyboard: Tab reaches the skip link first; j moves to the first marked sentence.
+  // Keyboard: Tab reaches the skip link first; j walks the marked sentences in order and
+  // wraps around, k walks back.
   await page.keyboard.press("Tab");
   const first_tab = await page.evaluate(() => document.activeElement.className);
   if (first_tab !== "skip") fail(`first Tab stop is "${first_tab}", not the skip link`);
-  const marked = await page.evaluate(() => document.querySelectorAll(".s.low, .s.flagged").length);
-  if (marked) {
+  const marked = await page.evaluate(() =>
+    [...document.querySelectorAll("main .s.low, main .s.flagged")].map((s) => s.id));
+  if (marked.some((id) => !id)) fail("a marked sentence has no id");
+  if (marked.length) {
     await page.evaluate(() => document.activeElement.blur());
-    await page.keyboard.press("j");
-    const at = await page.evaluate(() => document.activeElement.id);
-    const want = await page.evaluate(() => document.querySelector(".s.low, .s.flagged").id);
-    if (at !== want) fail(`j focused "${at}", not the first marked sentence "${want}"`);
+    const focused = async (key) => {
+      await page.keyboard.press(key);
+      return page.evaluate(() => document.activeElement.id);
+    };
+    const forward = [];
+    for (let i = 0; i <= marked.length; i++) forward.push(await focused("j"));
+    const want = [...marked, marked[0]];
+    if (JSON.stringify(forward) !== JSON.stringify(want)) fail(`j walked ${JSON.stringify(forward)}, not ${JSON.stringify(want)}`);
+    const back = await focused("k");
+    if (back !== marked[marked.length - 1]) fail(`k from the first went to "${back}", not the last marked sentence`);
   }
   delete found.problems;
   console.log(JSON.stringify({ ...found, requests: requests.length, failures }));
