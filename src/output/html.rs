@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::markdown::{page_link, reliability};
 use super::{brief_paragraphs, Report, ReportView, RunRecord, SourceEntry};
-use crate::domain::{ArticleOutcome, Claim, Removal, RunOutcome, TranslatedSentence};
+use crate::domain::{ArticleOutcome, Claim, Flag, Removal, RunOutcome, TranslatedSentence};
 use crate::error::Result;
 use crate::language::{english_name, pack};
 use crate::stages::brief::cite::citation_groups;
@@ -316,19 +316,21 @@ fn brief_section(view: &ReportView, anchors: &Anchors) -> String {
             }
         )),
     }
-    if !outcome.brief_flags.is_empty() {
-        html.push_str("<ul class=\"flags\">");
-        for f in &outcome.brief_flags {
-            html.push_str(&format!(
-                "<li>{} {}</li>",
-                kind(&f.kind),
-                escape(&f.message)
-            ));
-        }
-        html.push_str("</ul>\n");
-    }
+    html.push_str(&flag_list(&outcome.brief_flags));
     html.push_str("</section>\n");
     html
+}
+
+/// Flags as a list, each with its kind (nothing when there are none).
+fn flag_list(flags: &[Flag]) -> String {
+    if flags.is_empty() {
+        return String::new();
+    }
+    let items: String = flags
+        .iter()
+        .map(|f| format!("<li>{} {}</li>\n", kind(&f.kind), escape(&f.message)))
+        .collect();
+    format!("<ul class=\"flags\">\n{items}</ul>\n")
 }
 
 fn kind(kind: &impl serde::Serialize) -> String {
@@ -529,15 +531,8 @@ fn article_section(a: &ArticleOutcome, anchors: &Anchors) -> String {
         None => html.push_str("<p class=\"muted\">No summary (see the flags and Not included).</p>\n"),
     }
     if !a.flags.is_empty() {
-        html.push_str("<h4>What the checks found</h4>\n<ul class=\"flags\">\n");
-        for f in &a.flags {
-            html.push_str(&format!(
-                "<li>{} {}</li>\n",
-                kind(&f.kind),
-                escape(&f.message)
-            ));
-        }
-        html.push_str("</ul>\n");
+        html.push_str("<h4>What the checks found</h4>\n");
+        html.push_str(&flag_list(&a.flags));
     }
     html.push_str(&pairs_table(
         a,
