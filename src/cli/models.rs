@@ -115,14 +115,14 @@ pub fn models(catalog: &Catalog, action: ModelsAction, quiet: bool) -> anyhow::R
         }
         ModelsAction::Fetch { all } | ModelsAction::Verify { all } => {
             let download = matches!(action, ModelsAction::Fetch { .. });
-            let absent = chosen(all)
-                .iter()
-                .flat_map(|m| m.files.iter().map(move |f| (m, f)))
-                .filter(|(m, f)| resolver.cached(m, f).is_none())
-                .count();
-            if download && absent > 0 && !resolver.is_offline() {
+            if download && !resolver.is_offline() {
+                let absent = chosen(all)
+                    .iter()
+                    .flat_map(|m| m.files.iter().map(move |f| (m, f)))
+                    .filter(|(m, f)| resolver.cached(m, f).is_none())
+                    .count();
                 // One line, not one DNS error per file (resolve would ask too, per file).
-                if let Some(why) = resolver.hub_unreachable() {
+                if let Some(why) = (absent > 0).then(|| resolver.hub_unreachable()).flatten() {
                     bail!(
                         "the Hugging Face hub ({}) cannot be reached: {why}; {absent} model file(s) not fetched; `python3 scripts/fetch-models.py` assembles the offline mirror",
                         hub::endpoint()

@@ -222,7 +222,7 @@ fn page(view: &ReportView) -> String {
     html.push_str("<li><a href=\"#run\">Run record</a></li></ul></nav>\n</header>\n<main>\n");
     html.push_str(&brief_section(view, &anchors));
     html.push_str(&differences_section(outcome, &anchors));
-    html.push_str(&sources_section(view));
+    html.push_str(&sources_section(&view.sources, &anchors));
     html.push_str("<section id=\"articles\" aria-labelledby=\"articles-h\"><h2 id=\"articles-h\">Articles, original and English</h2>\n");
     for a in &outcome.articles {
         html.push_str(&article_section(a, &anchors));
@@ -419,16 +419,15 @@ fn confidence_bar(a: &ArticleOutcome) -> String {
     svg
 }
 
-fn sources_section(view: &ReportView) -> String {
+fn sources_section(sources: &[SourceEntry], anchors: &Anchors) -> String {
     let mut html = String::from("<section id=\"sources\" aria-labelledby=\"sources-h\"><h2 id=\"sources-h\">Sources</h2>\n<ol>\n");
-    for s in &view.sources {
-        let Some(a) = view.outcome.articles.iter().find(|a| a.id == s.id) else {
+    for s in sources {
+        let Some((a, section)) = anchors.sources.get(&s.n) else {
             continue;
         };
         html.push_str(&format!(
-            "<li id=\"source-{}\"><a href=\"#{}\">{}</a> (<bdi lang=\"{}\">{}</bdi>)<br><span class=\"meta\">{} · <code>{}</code> · {}</span>{}</li>\n",
+            "<li id=\"source-{}\"><a href=\"#{section}\">{}</a> (<bdi lang=\"{}\">{}</bdi>)<br><span class=\"meta\">{} · <code>{}</code> · {}</span>{}</li>\n",
             s.n,
-            section_id(a),
             escape(&s.title_en),
             escape(&s.language),
             escape(&s.title),

@@ -1,7 +1,7 @@
 //! Writing the outputs: `brief.md`, `brief.json` and `brief.html` (three [`Report`]s of the
 //! same run) and `articles/<id>.md`, each atomically (written to a temporary file in the same
-//! folder, then renamed). The reports are one generation: all are written before any replaces its
-//! predecessor, so they always come from the same run. The output folder is claimed first
+//! folder, then renamed). The reports are one generation: all are written before any replaces
+//! its predecessor, so they always come from the same run. The output folder is claimed first
 //! ([`OutDir::claim`]): locked against a second run, checked writable with room to write.
 
 pub mod html;
@@ -185,8 +185,7 @@ pub struct RunRecord {
     pub total_wall_s: f64,
     pub peak_memory_mb: Option<f64>,
     /// This generation of `brief.md`, `brief.json` and `brief.html` (each names it): the run's
-    /// start in
-    /// seconds since 1970 and its pid.
+    /// start in seconds since 1970 and its pid.
     pub generation: String,
     /// `K/N` when the run took one shard of the articles (`--shard`).
     pub shard: Option<String>,

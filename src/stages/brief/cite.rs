@@ -33,14 +33,9 @@ pub fn citation_groups(text: &str) -> Vec<(std::ops::Range<usize>, Vec<usize>)> 
 
 /// Every source number the text cites.
 pub fn cited_sources(text: &str) -> BTreeSet<usize> {
-    CITATION
-        .captures_iter(text)
-        .flat_map(|cap| {
-            cap[1]
-                .split(',')
-                .filter_map(|s| s.trim().parse::<usize>().ok())
-                .collect::<Vec<_>>()
-        })
+    citation_groups(text)
+        .into_iter()
+        .flat_map(|(_, numbers)| numbers)
         .collect()
 }
 
