@@ -122,8 +122,10 @@ impl<'a> Anchors<'a> {
     fn sentence_of(&self, n: usize, claim: &Claim) -> Option<String> {
         let (a, section) = self.sources.get(&n)?;
         let own = &self.sentences[a.id.as_str()];
+        // Without a detected title the "headline" is the body's first sentence, so any
+        // sentence may hold a headline claim.
         let in_place =
-            |s: &TranslatedSentence| claim.in_headline == (a.title_detected && s.unit == 0);
+            |s: &TranslatedSentence| !a.title_detected || claim.in_headline == (s.unit == 0);
         let holding = |text: &str| {
             own.iter()
                 .find(|(_, s)| in_place(s) && s.text.contains(text))
@@ -726,6 +728,76 @@ mod tests {
         assert_eq!(slug("000_4dba"), "000_4dba");
         assert_eq!(slug("a b#c-d"), "a.20.b.23.c.2d.d");
         assert_ne!(slug("a.20."), slug("a "));
+    }
+
+    #[test]
+    fn a_claim_links_to_the_sentence_that_gives_it() {
+        let sentence = |unit: usize, text: &str| TranslatedSentence {
+            unit,
+            source: String::new(),
+            text: text.into(),
+            confidence: 0.9,
+            low_confidence: false,
+            flags: Vec::new(),
+        };
+        let article = |id: &str, title_detected: bool| ArticleOutcome {
+            id: id.into(),
+            position: 0,
+            source_path: format!("{id}.txt").into(),
+            language: "pt".into(),
+            language_confidence: 1.0,
+            title: String::new(),
+            title_detected,
+            title_en: "Shares rose 5%".into(),
+            translation: String::new(),
+            summary: Some("S.".into()),
+            translator: String::new(),
+            source_paragraphs: 1,
+            translation_paragraphs: 1,
+            flags: Vec::new(),
+            retried_chunks: 0,
+            sentences: vec![
+                sentence(0, "Shares rose 5%"),
+                sentence(1, "Shares rose 5% on Monday."),
+            ],
+            calibrated: true,
+            summary_low_confidence: false,
+            original: String::new(),
+            removed: Vec::new(),
+        };
+        let outcome = RunOutcome {
+            articles: vec![article("titled", true), article("untitled", false)],
+            failures: Vec::new(),
+            skipped: Vec::new(),
+            brief: None,
+            brief_sentences: Vec::new(),
+            brief_flags: Vec::new(),
+            differences: Vec::new(),
+            stages: Vec::new(),
+            inputs: Default::default(),
+        };
+        let sources = super::super::sources(&outcome.articles);
+        let anchors = Anchors::new(&outcome, &sources);
+        let claim = |source: usize, in_headline: bool| Claim {
+            source,
+            value: "5%".into(),
+            in_headline,
+            context: "Shares rose 5%".into(),
+        };
+        // A titled source: the headline's claim is its title, the body's its body sentence.
+        assert_eq!(
+            anchors.sentence_of(1, &claim(1, true)).unwrap(),
+            "article-titled-u0-s1"
+        );
+        assert_eq!(
+            anchors.sentence_of(1, &claim(1, false)).unwrap(),
+            "article-titled-u1-s1"
+        );
+        // An untitled one: its "headline" is a body sentence, which the link finds.
+        assert_eq!(
+            anchors.sentence_of(2, &claim(2, true)).unwrap(),
+            "article-untitled-u0-s1"
+        );
     }
 
     #[test]
