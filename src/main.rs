@@ -9,6 +9,7 @@ use tracing_subscriber::EnvFilter;
 use crossbrief::cli::{self, Cli, EXIT_ERROR};
 
 fn main() -> ExitCode {
+    crossbrief::engine::device::keep_freed_memory();
     // Usage errors exit with clap's code 2; --help and --version with 0.
     let cli = Cli::parse();
     init_tracing(cli.verbose, cli.quiet);

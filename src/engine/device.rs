@@ -84,3 +84,19 @@ fn cpu_features() -> String {
         features.join("+")
     }
 }
+
+/// Makes glibc's malloc keep freed memory for reuse instead of returning it to the kernel.
+/// Prefill's activations (up to 32 MiB a tensor) were freed and allocated again at every
+/// layer, and each time the kernel zeroed fresh pages for them: about 6% of the sample run's
+/// CPU time in `clear_page`. Fixed thresholds also turn off glibc's own adaptive ones.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator settings; it is called before other threads
+    // start allocating.
+    unsafe {
+        // the largest mmap threshold glibc accepts on 64-bit targets: 32 MiB
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        // the top of the heap is never given back while the process runs
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
