@@ -96,26 +96,9 @@ pub const MAX_ROWS: usize = 32;
 /// its kernels.
 pub fn quantize_rows(x: &[f32]) -> Vec<BlockQ8K> {
     let mut blocks = vec![BlockQ8K::zeros(); x.len() / QK_K];
-    if blocks.len() < PARALLEL_QUANTIZE_BLOCKS {
-        BlockQ8K::from_float(x, &mut blocks);
-        return blocks;
-    }
-    // A prompt's rows were quantized on one thread while the other cores waited (3% of the
-    // sample run); each block is quantized alone, so spreading blocks over candle's threads
-    // gives the same blocks.
-    let out = blocks.as_mut_ptr() as usize;
-    candle_core::utils::barrier_pool().execute_chunked(blocks.len(), |range| {
-        // SAFETY: the ranges of `execute_chunked` are disjoint and within `blocks`.
-        let ys = unsafe {
-            std::slice::from_raw_parts_mut((out as *mut BlockQ8K).add(range.start), range.len())
-        };
-        BlockQ8K::from_float(&x[range.start * QK_K..range.end * QK_K], ys);
-    });
+    BlockQ8K::from_float(x, &mut blocks);
     blocks
 }
-
-/// Blocks below which quantizing on one thread is quicker than waking the others.
-const PARALLEL_QUANTIZE_BLOCKS: usize = 256;
 
 /// `outs[i] = x · matrices[i]ᵀ` for matrices of `k` columns given as (format, GGUF blocks) and
 /// `rows` ≤ [`MAX_ROWS`] activation rows `x` quantized by [`quantize_rows`]; `outs[i]` is
