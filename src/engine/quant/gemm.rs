@@ -105,10 +105,12 @@ impl PackedMatrix {
 /// `pack(t, b)` for every tile of an `n`-row matrix of `kb` superblocks, tile `t * kb + b`
 /// holding rows `16t..16t + 16` of superblock `b`.
 fn every_tile<T>(n: usize, kb: usize, pack: impl Fn(usize, usize) -> T) -> Vec<T> {
-    (0..n / TILE)
-        .flat_map(|t| (0..kb).map(move |b| (t, b)))
-        .map(|(t, b)| pack(t, b))
-        .collect()
+    // sized up front: a collected flat_map grew by doubling, copying up to 200 MB a matrix
+    let mut tiles = Vec::with_capacity(n / TILE * kb);
+    for t in 0..n / TILE {
+        tiles.extend((0..kb).map(|b| pack(t, b)));
+    }
+    tiles
 }
 
 fn pack_q4k(blocks: &[u8], kb: usize, t: usize, b: usize) -> TileQ4K {
