@@ -195,7 +195,7 @@ pub trait FidelityCheck {
 }
 
 /// One turn of a chat prompt.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChatMessage {
     pub role: &'static str,
     pub content: String,

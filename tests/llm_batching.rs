@@ -527,3 +527,94 @@ fn the_work_store_gives_back_each_generation_and_misses_on_any_change() {
         .unwrap();
     assert_eq!(store_counts(&store, "generate"), (7, 9));
 }
+
+/// One queue across calls: prompts submitted without decoding (a later stage's, like an
+/// article's summary) decode in the steps of the next call beside its own rows and go on
+/// decoding after it returns; longer prompts joining them regrow the cache without changing
+/// them; and every row gives the tokens it gives alone.
+#[test]
+fn submitted_prompts_decode_beside_later_calls_as_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path());
+    let prompt = |first: u32, len: u32, budget: usize| ((first..first + len).collect(), budget);
+    let submitted: Vec<(Vec<u32>, usize)> = (0..4).map(|i| prompt(10 + 40 * i, 10, 30)).collect();
+    let short = vec![prompt(300, 5, 3)];
+    // 50 + 40 positions, where the first batch was sized for 10 + 30
+    let long: Vec<(Vec<u32>, usize)> = (0..3).map(|i| prompt(200 + 7 * i, 50, 40)).collect();
+
+    let mut alone = engine(dir.path());
+    alone.set_ignore_stops(true);
+    alone.set_batch_rows(1);
+    let mut expected = Vec::new();
+    for set in [&submitted, &short, &long] {
+        let (r, _) = alone.generate_from_ids(set, GREEDY, &mut |_| {}).unwrap();
+        expected.extend(r.into_iter().map(|g| g.unwrap().ids));
+    }
+
+    // KV room for 2,048 positions: 32 slots of 64 at first, then the long prompts' 90
+    // positions leave room for 22 slots of 93, so the cache is made again around 4 running rows
+    let settings = ChatSettings {
+        chat_template: "{% for m in messages %}{{ m.content }}{% endfor %}".into(),
+        stop: vec!["<|im_end|>".into()],
+        batch_rows: 32,
+        kv_budget_bytes: 2048 * KV_BYTES_PER_TOKEN,
+    };
+    let mut queued = LlmEngine::from_gguf(
+        "tiny-qwen2",
+        &[dir.path().join("tiny.gguf")],
+        settings,
+        &Device::Cpu,
+    )
+    .unwrap();
+    queued.set_ignore_stops(true);
+    let ticket = queued.submit_ids(&submitted, GREEDY);
+    let (short_out, ts) = queued
+        .generate_from_ids(&short, GREEDY, &mut |_| {})
+        .unwrap();
+    assert_eq!(
+        ts.largest_batch,
+        1 + submitted.len(),
+        "the submitted rows joined"
+    );
+    let (long_out, tl) = queued
+        .generate_from_ids(&long, GREEDY, &mut |_| {})
+        .unwrap();
+    assert_eq!(
+        tl.largest_batch,
+        long.len() + submitted.len(),
+        "the submitted rows still decoding beside the long ones"
+    );
+    let mut reported = Vec::new();
+    let (submitted_out, t) = queued.collect(ticket, &mut |i| reported.push(i)).unwrap();
+    assert_eq!(reported.len(), submitted.len(), "each reported once");
+    // its 29 steps after the prefill, all taken in the two calls: none left to collect
+    assert_eq!(t.steps, 29);
+    let got: Vec<Vec<u32>> = submitted_out
+        .into_iter()
+        .chain(short_out)
+        .chain(long_out)
+        .map(|g| g.unwrap().ids)
+        .collect();
+    assert_eq!(got, expected);
+    // a collected submission is gone
+    assert!(queued.collect(ticket, &mut |_| {}).is_err());
+}
+
+/// A cancelled submission leaves the queue: the next call decodes only its own rows, and the
+/// cancelled one cannot be collected.
+#[test]
+fn a_cancelled_submission_never_decodes() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path());
+    let all = prompts();
+    let (first, second) = all.split_at(5);
+    let mut engine = engine(dir.path());
+    engine.set_batch_rows(32);
+    let ticket = engine.submit_ids(first, GREEDY);
+    engine.cancel(ticket);
+    let (_, t) = engine
+        .generate_from_ids(second, GREEDY, &mut |_| {})
+        .unwrap();
+    assert_eq!(t.largest_batch, second.len());
+    assert!(engine.collect(ticket, &mut |_| {}).is_err());
+}

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Decoding settings for one call.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Decoding {
     pub temperature: f64,
     pub top_p: f64,

@@ -128,6 +128,38 @@ impl KvCache {
         Ok(())
     }
 
+    /// Copies the filled positions of slot `from` of the batch cache `source` into slot `slot`
+    /// of this one (a cache regrown for more rows or longer ones).
+    pub fn copy_slot(&mut self, slot: usize, source: &KvCache, from: usize) -> Result<()> {
+        let len = source.lens[from];
+        if len > self.capacity() {
+            return Err(Error::model(
+                "qwen2",
+                "a row is longer than its new batch slot",
+            ));
+        }
+        for (layer, own) in self.layers.iter().zip(&source.layers) {
+            let ((kb, vb), (k, v)) = match (layer, own) {
+                (Some(b), Some(r)) => (b, r),
+                _ => return Err(Error::model("qwen2", "empty KV cache")),
+            };
+            if len > 0 {
+                kb.narrow(0, slot, 1)?.slice_set(
+                    &k.narrow(0, from, 1)?.narrow(2, 0, len)?.contiguous()?,
+                    2,
+                    0,
+                )?;
+                vb.narrow(0, slot, 1)?.slice_set(
+                    &v.narrow(0, from, 1)?.narrow(2, 0, len)?.contiguous()?,
+                    2,
+                    0,
+                )?;
+            }
+        }
+        self.lens[slot] = len;
+        Ok(())
+    }
+
     /// The rows the next decoding step runs, by slot, in the order of its inputs.
     pub fn set_live(&mut self, slots: &[usize]) {
         self.live = Some(slots.to_vec());

@@ -9,9 +9,10 @@ pub mod gguf;
 pub mod kv_cache;
 pub mod qwen2;
 pub mod sampler;
+mod schedule;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use candle_core::quantized::tokenizer::TokenizerFromGguf;
 use candle_core::Device;
@@ -26,7 +27,6 @@ pub use family::{CausalLm, LmShape};
 use gguf::GgufModel;
 use kv_cache::KvCache;
 use qwen2::Qwen2;
-use sampler::Sampler;
 
 /// The family implementation for a GGUF's `general.architecture`.
 pub fn load_family(gguf: &mut GgufModel, device: &Device) -> Result<Box<dyn CausalLm>> {
@@ -68,7 +68,7 @@ pub enum Finish {
 }
 
 /// One prompt of a batch and its new-token budget.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Request {
     pub messages: Vec<ChatMessage>,
     pub max_new_tokens: usize,
@@ -200,14 +200,21 @@ fn encode_with(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>> {
 }
 
 struct Prepared {
+    /// The submission it belongs to, and its place in it.
+    ticket: Ticket,
     index: usize,
     ids: Vec<u32>,
     budget: usize,
-    sampling: Option<Decoding>,
+    sampling: Decoding,
     /// Its work-store key, when the engine has a store, and what it is for.
     key: Option<Key>,
     task: &'static str,
 }
+
+/// A submission of prompts to the engine's one queue ([`LlmEngine::submit`]): its results
+/// are taken with [`LlmEngine::collect`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ticket(usize);
 
 pub struct LlmEngine {
     name: String,
@@ -234,6 +241,9 @@ pub struct LlmEngine {
     ignore_stops: bool,
     /// Where finished generations are kept and looked up, if anywhere.
     store: Option<ModelStore>,
+    /// Every submitted prompt not yet decoding, the rows decoding, and each submission's
+    /// results so far: one queue for all the engine's work (`schedule`).
+    queue: schedule::Queue,
 }
 
 impl LlmEngine {
@@ -286,6 +296,7 @@ impl LlmEngine {
             calls: 0,
             ignore_stops: false,
             store: None,
+            queue: schedule::Queue::default(),
         })
     }
 
@@ -433,6 +444,7 @@ impl LlmEngine {
     /// forward pass per step serves every row, so the weights are read once per step instead
     /// of once per row. A prompt that cannot run (too long for the context) gets its own error
     /// and the others go on; `on_done` is called with a request's index when it finishes.
+    /// Prompts submitted earlier and not yet collected decode in the same steps.
     /// Greedy results do not depend on the batch they ran in (see `schedule`).
     pub fn generate_batch(
         &mut self,
@@ -440,6 +452,15 @@ impl LlmEngine {
         decoding: Decoding,
         on_done: &mut dyn FnMut(usize),
     ) -> Result<(Vec<Result<Generation>>, BatchTimings)> {
+        let ticket = self.submit(requests, decoding)?;
+        self.collect(ticket, on_done)
+    }
+
+    /// Puts `requests` in the engine's queue and returns at once: they decode in the steps of
+    /// the calls that run next (a later stage's prompts beside an earlier stage's), and
+    /// [`collect`](Self::collect) finishes them and takes their results. Prompts already in the
+    /// work store, or that cannot run, are settled here.
+    pub fn submit(&mut self, requests: &[Request], decoding: Decoding) -> Result<Ticket> {
         let prepared = requests
             .iter()
             .map(|r| {
@@ -449,7 +470,27 @@ impl LlmEngine {
             .collect::<Result<Vec<_>>>()?;
         let sampling: Vec<Option<Decoding>> = requests.iter().map(|r| r.sampling).collect();
         let tasks: Vec<&'static str> = requests.iter().map(|r| r.task).collect();
-        self.generate_rows(&prepared, &sampling, &tasks, decoding, on_done)
+        Ok(self.submit_rows(prepared, &sampling, &tasks, decoding))
+    }
+
+    /// Decodes until every prompt of `ticket` is done (other submissions' rows decode in the
+    /// same steps and may stay in the queue), and returns its results in request order and
+    /// the time its rows took; `on_done` is called with each request's index as it finishes.
+    pub fn collect(
+        &mut self,
+        ticket: Ticket,
+        on_done: &mut dyn FnMut(usize),
+    ) -> Result<(Vec<Result<Generation>>, BatchTimings)> {
+        let (prompts, results, timings) = self.run_until(ticket, on_done)?;
+        self.record(&prompts, &results)?;
+        self.calls += 1;
+        Ok((results, timings))
+    }
+
+    /// Drops a submission that is no longer wanted: its waiting prompts leave the queue and
+    /// its decoding rows free their slots.
+    pub fn cancel(&mut self, ticket: Ticket) {
+        self.queue.cancel(ticket);
     }
 
     /// `generate_batch` on prompts already tokenized: `(prompt ids, new-token budget)` each.
@@ -465,6 +506,16 @@ impl LlmEngine {
             &vec!["generate"; prompts.len()],
             decoding,
             on_done,
+        )
+    }
+
+    /// `submit` on prompts already tokenized.
+    pub fn submit_ids(&mut self, prompts: &[(Vec<u32>, usize)], decoding: Decoding) -> Ticket {
+        self.submit_rows(
+            prompts.to_vec(),
+            &vec![None; prompts.len()],
+            &vec!["generate"; prompts.len()],
+            decoding,
         )
     }
 
@@ -487,8 +538,6 @@ impl LlmEngine {
         )
     }
 
-    /// `generate_from_ids` where row i samples with `sampling[i]` when it is given, and is
-    /// counted under `tasks[i]` by the work store.
     fn generate_rows(
         &mut self,
         prompts: &[(Vec<u32>, usize)],
@@ -497,44 +546,45 @@ impl LlmEngine {
         decoding: Decoding,
         on_done: &mut dyn FnMut(usize),
     ) -> Result<(Vec<Result<Generation>>, BatchTimings)> {
-        let mut results: Vec<Option<Result<Generation>>> = prompts.iter().map(|_| None).collect();
-        let mut ready = Vec::with_capacity(prompts.len());
-        for (index, (ids, budget)) in prompts.iter().enumerate() {
-            let key = self.store_key(ids, *budget, sampling[index].unwrap_or(decoding));
+        let ticket = self.submit_rows(prompts.to_vec(), sampling, tasks, decoding);
+        self.collect(ticket, on_done)
+    }
+
+    /// Queues `prompts` as one submission, row i sampling with `sampling[i]` when it is given
+    /// and counted under `tasks[i]` by the work store. Stored generations and prompts that do
+    /// not fit are its results at once.
+    fn submit_rows(
+        &mut self,
+        prompts: Vec<(Vec<u32>, usize)>,
+        sampling: &[Option<Decoding>],
+        tasks: &[&'static str],
+        decoding: Decoding,
+    ) -> Ticket {
+        let ticket = self.queue.open(prompts.clone());
+        for (index, (ids, budget)) in prompts.into_iter().enumerate() {
+            let sampling = sampling[index].unwrap_or(decoding);
+            let key = self.store_key(&ids, budget, sampling);
             if let Some(stored) = key.as_ref().and_then(|k| {
                 let store = self.store.as_ref()?;
                 store.get::<StoredGeneration>(STORE_KIND, tasks[index], k)
             }) {
-                results[index] = Some(Ok(stored.into()));
-                on_done(index);
+                self.queue.settle(ticket, index, Ok(stored.into()));
                 continue;
             }
-            match self.fit(ids, *budget) {
-                Ok(budget) => ready.push(Prepared {
+            match self.fit(&ids, budget) {
+                Ok(budget) => self.queue.push(Prepared {
+                    ticket,
                     index,
-                    ids: ids.clone(),
+                    ids,
                     budget,
-                    sampling: sampling[index],
+                    sampling,
                     key,
                     task: tasks[index],
                 }),
-                Err(e) => {
-                    results[index] = Some(Err(e));
-                    on_done(index);
-                }
+                Err(e) => self.queue.settle(ticket, index, Err(e)),
             }
         }
-        let (generations, timings) = self.schedule(ready, decoding, on_done)?;
-        for (index, g) in generations {
-            results[index] = Some(Ok(g));
-        }
-        let results: Vec<Result<Generation>> = results
-            .into_iter()
-            .map(|r| r.expect("every prompt has a result"))
-            .collect();
-        self.record(prompts, &results)?;
-        self.calls += 1;
-        Ok((results, timings))
+        ticket
     }
 
     fn record(&self, prompts: &[(Vec<u32>, usize)], results: &[Result<Generation>]) -> Result<()> {
@@ -569,17 +619,6 @@ impl LlmEngine {
         let shape = self.model.shape();
         // Keys and values, f32.
         shape.n_layers * shape.n_kv_heads * shape.head_dim * 2 * 4
-    }
-
-    /// How many rows decode together: at most `batch_rows`, and no more slots of `capacity`
-    /// positions than the KV budget holds (one at least: `fit` refused any prompt that alone
-    /// is over it).
-    fn slots_for(&self, capacity: usize, waiting: usize) -> usize {
-        let per_slot = capacity * self.kv_bytes_per_token();
-        (self.kv_budget_bytes / per_slot.max(1))
-            .min(self.batch_rows)
-            .min(waiting)
-            .max(1)
     }
 
     /// The budget of a prompt of `ids`, fitted to the room the context leaves; a prompt the
@@ -638,180 +677,4 @@ impl LlmEngine {
         self.cached.extend_from_slice(fresh);
         Ok((logits.squeeze(0)?.to_vec1::<f32>()?, shared))
     }
-
-    /// Decodes every prompt of `waiting` with continuous batching: up to `slots_for` rows
-    /// decode together, one forward pass per step for all of them, and the slot of a row that
-    /// finishes takes the next waiting prompt before the next step, so that no step runs short
-    /// of rows while prompts wait. Each row's keys and values live in a slot of its own and it
-    /// attends over its own positions only. Slots are sized for the call's longest prompt and
-    /// budget, so one long prompt under a tight KV budget leaves fewer slots for all.
-    ///
-    /// A row's result equals its batch-1 result bit for bit, whatever rows it shares steps
-    /// with and whenever it joins: the quantized projections (`qweight`) and norms compute
-    /// each row the same way at any row count, and attention runs per row with the shapes of
-    /// a lone row. Checked by `tests/llm_batching.rs` and on the sample run's prompts
-    /// (`scripts/bench.sh`).
-    fn schedule(
-        &mut self,
-        mut waiting: Vec<Prepared>,
-        decoding: Decoding,
-        on_done: &mut dyn FnMut(usize),
-    ) -> Result<(Vec<(usize, Generation)>, BatchTimings)> {
-        let mut timings = BatchTimings::default();
-        if waiting.is_empty() {
-            return Ok((Vec::new(), timings));
-        }
-        // Prompts in token order, so that those sharing a prefix (same task and language,
-        // consensus candidates) follow each other and reuse it.
-        waiting.sort_by(|a, b| a.ids.cmp(&b.ids));
-        let mut waiting: std::collections::VecDeque<Prepared> = waiting.into();
-        let capacity = waiting
-            .iter()
-            .map(|p| p.ids.len() + p.budget)
-            .max()
-            .unwrap_or(1);
-        let slots = self.slots_for(capacity, waiting.len());
-        let shape = self.model.shape();
-        let mut cache = KvCache::batch(
-            shape.n_layers,
-            (slots, shape.n_kv_heads, capacity, shape.head_dim),
-            self.model.device(),
-        )?;
-        timings.batches = 1;
-        let mut free: Vec<usize> = (0..slots).rev().collect();
-        let mut running: Vec<Running> = Vec::with_capacity(slots);
-        let mut done = Vec::new();
-        loop {
-            // Every row takes its next token from the last step's logits; finished rows leave.
-            let started = Instant::now();
-            self.take_tokens(&mut running, &mut free, &mut done, on_done)?;
-            timings.decode += started.elapsed();
-            // Each free slot takes the next waiting prompt, whose first token comes from its
-            // prefill, so that it joins the very next step.
-            let started = Instant::now();
-            while !free.is_empty() && !waiting.is_empty() {
-                let p = waiting.pop_front().expect("a waiting prompt");
-                let slot = free.pop().expect("a free slot");
-                let (logits, reused) = self.prefill(&p.ids)?;
-                cache.fill_slot(slot, &self.prefix_cache)?;
-                let d = p.sampling.unwrap_or(decoding);
-                let mut joined = vec![Running {
-                    slot,
-                    sampler: Sampler::new(d.temperature, d.top_p, d.seed),
-                    logits,
-                    reused,
-                    generated: Vec::new(),
-                    logprobs: Vec::new(),
-                    entropies: Vec::new(),
-                    prepared: p,
-                }];
-                self.take_tokens(&mut joined, &mut free, &mut done, on_done)?;
-                running.append(&mut joined);
-            }
-            timings.prefill += started.elapsed();
-            if running.is_empty() {
-                break;
-            }
-            timings.largest_batch = timings.largest_batch.max(running.len());
-
-            let started = Instant::now();
-            let slots: Vec<usize> = running.iter().map(|r| r.slot).collect();
-            cache.set_live(&slots);
-            let next_ids: Vec<u32> = running
-                .iter()
-                .map(|r| *r.generated.last().expect("a running row has a token"))
-                .collect();
-            let positions: Vec<u32> = running
-                .iter()
-                .map(|r| (r.prepared.ids.len() + r.generated.len() - 1) as u32)
-                .collect();
-            let out = self.model.decode_step(&next_ids, &positions, &mut cache)?;
-            for (row, logits) in running.iter_mut().zip(out.to_vec2::<f32>()?) {
-                row.logits = logits;
-            }
-            timings.steps += 1;
-            timings.decode += started.elapsed();
-        }
-        Ok((done, timings))
-    }
-
-    /// Each of `rows` takes its next token from its logits; a row that ends is finished (kept
-    /// in the store, reported to `on_done`, its slot freed) and leaves `rows`.
-    fn take_tokens(
-        &self,
-        rows: &mut Vec<Running>,
-        free: &mut Vec<usize>,
-        done: &mut Vec<(usize, Generation)>,
-        on_done: &mut dyn FnMut(usize),
-    ) -> Result<()> {
-        let mut still = Vec::with_capacity(rows.len());
-        for mut row in rows.drain(..) {
-            match self.next_token(&mut row) {
-                Some(finish) => {
-                    let generation = self.finish_row(&row, finish)?;
-                    on_done(row.prepared.index);
-                    free.push(row.slot);
-                    done.push((row.prepared.index, generation));
-                }
-                None => still.push(row),
-            }
-        }
-        *rows = still;
-        Ok(())
-    }
-
-    /// Samples `row`'s next token from its logits and records it; returns how the row ended
-    /// if it did (a stop token, which is not recorded, or its budget).
-    fn next_token(&self, row: &mut Running) -> Option<Finish> {
-        let next = row.sampler.sample(&row.logits);
-        if !self.ignore_stops && self.stop_ids.contains(&next) {
-            return Some(Finish::Stop);
-        }
-        let (logprob, entropy) = sampler::token_statistics(&row.logits, next);
-        row.generated.push(next);
-        row.logprobs.push(logprob);
-        row.entropies.push(entropy);
-        (row.generated.len() >= row.prepared.budget).then_some(Finish::Budget)
-    }
-
-    /// A finished row's generation, kept in the work store the moment it is done: a run
-    /// killed later keeps it.
-    fn finish_row(&self, row: &Running, finish: Finish) -> Result<Generation> {
-        let text = self.decode(&row.generated)?;
-        if let (Some(store), Some(key)) = (&self.store, &row.prepared.key) {
-            let stored = StoredGeneration {
-                text: text.clone(),
-                finish,
-                ids: row.generated.clone(),
-                logprobs: row.logprobs.clone(),
-                entropies: row.entropies.clone(),
-            };
-            store.put(STORE_KIND, row.prepared.task, key, &stored);
-        }
-        Ok(Generation {
-            text,
-            from_store: false,
-            prompt_tokens: row.prepared.ids.len() - row.reused,
-            reused_tokens: row.reused,
-            new_tokens: row.generated.len(),
-            finish,
-            ids: row.generated.clone(),
-            logprobs: row.logprobs.clone(),
-            entropies: row.entropies.clone(),
-        })
-    }
-}
-
-/// A prompt decoding in a slot of the batch cache.
-struct Running {
-    prepared: Prepared,
-    slot: usize,
-    sampler: Sampler,
-    /// The logits its next token is drawn from.
-    logits: Vec<f32>,
-    /// Prompt tokens whose keys and values came from the prefix cache.
-    reused: usize,
-    generated: Vec<u32>,
-    logprobs: Vec<f32>,
-    entropies: Vec<f32>,
 }

@@ -196,7 +196,9 @@ mod tests {
         for i in (0..150_000).step_by(9_973) {
             peaked[i] = 12.0 + (i % 5) as f32;
         }
-        let wide: Vec<f32> = (0..150_000).map(|_| noise.random::<f32>() * 12.0 - 6.0).collect();
+        let wide: Vec<f32> = (0..150_000)
+            .map(|_| noise.random::<f32>() * 12.0 - 6.0)
+            .collect();
         let flat: Vec<f32> = (0..5_000).map(|_| noise.random::<f32>() * 0.01).collect();
         let tied: Vec<f32> = (0..4_000).map(|i| ((i * 7919) % 13) as f32).collect();
         for logits in [&peaked, &wide, &flat, &tied] {

@@ -1,0 +1,503 @@
+//! One queue for all of an engine's work, decoded with continuous batching: every submitted
+//! prompt waits in one queue (in token order, so that prompts sharing a prefix follow each
+//! other and reuse it), up to `batch_rows` rows decode together with one forward pass per
+//! step, and the slot of a row that finishes takes the next waiting prompt before the next
+//! step. Submissions of later stages join the steps of an earlier stage's call (a summary
+//! beside the translation of another article), and rows still decoding when a call has its
+//! own results stay in the queue for the next call.
+//!
+//! A row's result equals its batch-1 result bit for bit, whatever rows it shares steps with
+//! and whenever it joins: the quantized projections (`qweight`) and norms compute each row
+//! the same way at any row count, and attention runs per row with the shapes of a lone row.
+//! Checked by `tests/llm_batching.rs` and on the sample run's prompts (`scripts/bench.sh`).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use super::kv_cache::KvCache;
+use super::sampler::{self, Sampler};
+use super::{
+    BatchTimings, Finish, Generation, LlmEngine, Prepared, StoredGeneration, Ticket, STORE_KIND,
+};
+use crate::error::{Error, Result};
+
+/// The engine's queue: prompts waiting, the batch decoding, and every open submission.
+#[derive(Default)]
+pub(super) struct Queue {
+    /// Prompts not yet decoding, in token order (submission order among equal prompts).
+    waiting: Vec<Prepared>,
+    batch: Option<Batch>,
+    submissions: BTreeMap<Ticket, Submission>,
+    next_ticket: usize,
+    /// Time by task (summarize, brief): a step with rows of several submissions of one task
+    /// counts once, where their submissions' own timings would each count it.
+    task_timings: BTreeMap<&'static str, BatchTimings>,
+}
+
+/// The rows decoding and their KV cache, one slot each.
+struct Batch {
+    cache: KvCache,
+    free: Vec<usize>,
+    running: Vec<Running>,
+}
+
+/// One submission's prompts and what it has got so far.
+struct Submission {
+    prompts: Vec<(Vec<u32>, usize)>,
+    results: Vec<Option<Result<Generation>>>,
+    /// Results already given to the collecting call's `on_done`.
+    reported: Vec<bool>,
+    timings: BatchTimings,
+    /// Why it cannot complete: a batch it had rows in failed.
+    failed: Option<String>,
+}
+
+/// The submission's prompts, results in request order, and its rows' time.
+pub(super) type Collected = (
+    Vec<(Vec<u32>, usize)>,
+    Vec<Result<Generation>>,
+    BatchTimings,
+);
+
+impl Queue {
+    /// Opens a submission of `prompts`; its rows are added with `push` or `settle`.
+    pub(super) fn open(&mut self, prompts: Vec<(Vec<u32>, usize)>) -> Ticket {
+        let ticket = Ticket(self.next_ticket);
+        self.next_ticket += 1;
+        let n = prompts.len();
+        self.submissions.insert(
+            ticket,
+            Submission {
+                prompts,
+                results: (0..n).map(|_| None).collect(),
+                reported: vec![false; n],
+                timings: BatchTimings::default(),
+                failed: None,
+            },
+        );
+        ticket
+    }
+
+    /// A result known without decoding (from the work store, or a prompt that cannot run).
+    pub(super) fn settle(&mut self, ticket: Ticket, index: usize, result: Result<Generation>) {
+        if let Some(s) = self.submissions.get_mut(&ticket) {
+            s.results[index] = Some(result);
+        }
+    }
+
+    /// Queues a prompt to decode, after every waiting prompt that sorts before or equal to it.
+    pub(super) fn push(&mut self, p: Prepared) {
+        if let Some(s) = self.submissions.get_mut(&p.ticket) {
+            s.timings.batches = 1;
+        }
+        self.task_timings.entry(p.task).or_default().batches = 1;
+        let at = self.waiting.partition_point(|w| w.ids <= p.ids);
+        self.waiting.insert(at, p);
+    }
+
+    pub(super) fn cancel(&mut self, ticket: Ticket) {
+        self.submissions.remove(&ticket);
+        self.waiting.retain(|p| p.ticket != ticket);
+        if let Some(batch) = &mut self.batch {
+            let (gone, kept): (Vec<Running>, Vec<Running>) = batch
+                .running
+                .drain(..)
+                .partition(|r| r.prepared.ticket == ticket);
+            batch.free.extend(gone.iter().map(|r| r.slot));
+            batch.running = kept;
+        }
+    }
+
+    fn is_complete(&self, ticket: Ticket) -> bool {
+        self.submissions
+            .get(&ticket)
+            .is_none_or(|s| s.failed.is_some() || s.results.iter().all(Option::is_some))
+    }
+
+    /// Calls `on_done` for each result of `ticket` not yet reported.
+    fn report(&mut self, ticket: Ticket, on_done: &mut dyn FnMut(usize)) {
+        if let Some(s) = self.submissions.get_mut(&ticket) {
+            for (i, r) in s.results.iter().enumerate() {
+                if r.is_some() && !s.reported[i] {
+                    s.reported[i] = true;
+                    on_done(i);
+                }
+            }
+        }
+    }
+
+    /// A failed step leaves no row it can trust: every open submission fails with `why`.
+    fn fail_all(&mut self, why: &str) {
+        self.waiting.clear();
+        self.batch = None;
+        for s in self.submissions.values_mut() {
+            if s.results.iter().any(Option::is_none) {
+                s.failed = Some(why.to_string());
+            }
+        }
+    }
+}
+
+impl LlmEngine {
+    /// The time of every row of `task` since it was last taken (prefill, and each decoding
+    /// step with one of its rows once), for a stage whose submissions overlap.
+    pub fn take_task_timings(&mut self, task: &str) -> BatchTimings {
+        self.queue.task_timings.remove(task).unwrap_or_default()
+    }
+
+    /// Decodes until every prompt of `ticket` has its result, and hands the submission back.
+    pub(super) fn run_until(
+        &mut self,
+        ticket: Ticket,
+        on_done: &mut dyn FnMut(usize),
+    ) -> Result<Collected> {
+        if !self.queue.submissions.contains_key(&ticket) {
+            return Err(Error::model(
+                &self.name,
+                "that submission was collected or cancelled already",
+            ));
+        }
+        self.queue.report(ticket, on_done);
+        if let Err(e) = self.drive(ticket, on_done) {
+            // The prefix cache may hold part of a failed prefill.
+            self.cached.clear();
+            self.prefix_cache = KvCache::new(self.model.shape().n_layers);
+            self.queue.fail_all(&e.in_words());
+            self.queue.submissions.remove(&ticket);
+            return Err(e);
+        }
+        let s = self
+            .queue
+            .submissions
+            .remove(&ticket)
+            .expect("the submission is open");
+        if let Some(why) = s.failed {
+            return Err(Error::model(
+                &self.name,
+                format!("a batch these prompts decoded in failed: {why}"),
+            ));
+        }
+        let results = s
+            .results
+            .into_iter()
+            .map(|r| r.expect("a complete submission has every result"))
+            .collect();
+        Ok((s.prompts, results, s.timings))
+    }
+
+    fn drive(&mut self, ticket: Ticket, on_done: &mut dyn FnMut(usize)) -> Result<()> {
+        loop {
+            if self.queue.is_complete(ticket) {
+                return Ok(());
+            }
+            self.admit(ticket, on_done)?;
+            if self.queue.is_complete(ticket) {
+                return Ok(());
+            }
+            if self
+                .queue
+                .batch
+                .as_ref()
+                .is_none_or(|b| b.running.is_empty())
+            {
+                if self.queue.waiting.is_empty() {
+                    return Err(Error::model(
+                        &self.name,
+                        "prompts are missing from the queue",
+                    ));
+                }
+                continue;
+            }
+            self.step(ticket, on_done)?;
+        }
+    }
+
+    /// Each free slot takes the next waiting prompt, whose first token comes from its
+    /// prefill, so that it joins the very next step.
+    fn admit(&mut self, ticket: Ticket, on_done: &mut dyn FnMut(usize)) -> Result<()> {
+        while let Some(need) = self.queue.waiting.first().map(|p| p.ids.len() + p.budget) {
+            if !self.make_room(need)? {
+                break;
+            }
+            let p = self.queue.waiting.remove(0);
+            let (p_ticket, p_task) = (p.ticket, p.task);
+            let started = Instant::now();
+            let (logits, reused) = self.prefill(&p.ids)?;
+            let batch = self.queue.batch.as_mut().expect("make_room made a batch");
+            let slot = batch.free.pop().expect("make_room left a free slot");
+            batch.cache.fill_slot(slot, &self.prefix_cache)?;
+            let d = p.sampling;
+            let mut joined = vec![Running {
+                slot,
+                sampler: Sampler::new(d.temperature, d.top_p, d.seed),
+                logits,
+                reused,
+                generated: Vec::new(),
+                logprobs: Vec::new(),
+                entropies: Vec::new(),
+                prepared: p,
+            }];
+            self.take_tokens(&mut joined, ticket, on_done)?;
+            let (own, task) = (p_ticket, p_task);
+            let batch = self.queue.batch.as_mut().expect("the batch is there");
+            batch.running.append(&mut joined);
+            let elapsed = started.elapsed();
+            if let Some(s) = self.queue.submissions.get_mut(&own) {
+                s.timings.prefill += elapsed;
+            }
+            self.queue.task_timings.entry(task).or_default().prefill += elapsed;
+        }
+        Ok(())
+    }
+
+    /// Whether a free slot of at least `need` positions is there for the next waiting
+    /// prompt, making or regrowing the batch cache when that fits the KV budget (slots are
+    /// sized for the longest prompt and budget waiting or decoding, so one long prompt under
+    /// a tight budget leaves fewer slots for all). A cache is regrown only for rows that
+    /// could not join otherwise; the rows decoding keep their keys and values.
+    fn make_room(&mut self, need: usize) -> Result<bool> {
+        let queue = &self.queue;
+        let (capacity, free, slots, running) = match &queue.batch {
+            Some(b) => (
+                b.cache.capacity(),
+                b.free.len(),
+                b.free.len() + b.running.len(),
+                b.running.len(),
+            ),
+            None => (0, 0, 0, 0),
+        };
+        if capacity >= need && free > 0 {
+            return Ok(true);
+        }
+        let longest_waiting = queue
+            .waiting
+            .iter()
+            .map(|p| p.ids.len() + p.budget)
+            .max()
+            .unwrap_or(need);
+        let needed = capacity.max(longest_waiting).max(need);
+        let wanted = self.slots_for(needed);
+        if wanted <= running || (needed <= capacity && wanted <= slots) {
+            // full: the prompt waits for a row to finish
+            return Ok(false);
+        }
+        // Every slot the budget allows, each as long as the budget then allows: the cache is
+        // made once for the engine's life, not once per call. Its pages are taken from the
+        // kernel as rows first write them (a fresh cache per call had every page zeroed and
+        // faulted in again: 2% of the sample run), so an unused slot costs no memory.
+        let new_capacity = (self.kv_budget_bytes / (wanted * self.kv_bytes_per_token()).max(1))
+            .clamp(needed, self.context_length().max(needed));
+        let shape = self.model.shape();
+        let mut cache = KvCache::batch(
+            shape.n_layers,
+            (wanted, shape.n_kv_heads, new_capacity, shape.head_dim),
+            self.model.device(),
+        )?;
+        let mut rows = self
+            .queue
+            .batch
+            .take()
+            .map(|b| (b.cache, b.running))
+            .unwrap_or_else(|| (KvCache::new(0), Vec::new()));
+        for (new_slot, row) in rows.1.iter_mut().enumerate() {
+            cache.copy_slot(new_slot, &rows.0, row.slot)?;
+            row.slot = new_slot;
+        }
+        let running = rows.1;
+        self.queue.batch = Some(Batch {
+            cache,
+            free: (running.len()..wanted).rev().collect(),
+            running,
+        });
+        Ok(true)
+    }
+
+    /// How many rows of `capacity` positions decode together: at most `batch_rows`, and no
+    /// more than the KV budget holds (one at least: `fit` refused any prompt that alone is
+    /// over it).
+    fn slots_for(&self, capacity: usize) -> usize {
+        let per_slot = capacity * self.kv_bytes_per_token();
+        (self.kv_budget_bytes / per_slot.max(1))
+            .min(self.batch_rows)
+            .max(1)
+    }
+
+    /// One forward pass for every running row, then each takes its next token.
+    fn step(&mut self, ticket: Ticket, on_done: &mut dyn FnMut(usize)) -> Result<()> {
+        let started = Instant::now();
+        let batch = self.queue.batch.as_mut().expect("a batch with rows");
+        let slots: Vec<usize> = batch.running.iter().map(|r| r.slot).collect();
+        batch.cache.set_live(&slots);
+        let next_ids: Vec<u32> = batch
+            .running
+            .iter()
+            .map(|r| *r.generated.last().expect("a running row has a token"))
+            .collect();
+        let positions: Vec<u32> = batch
+            .running
+            .iter()
+            .map(|r| (r.prepared.ids.len() + r.generated.len() - 1) as u32)
+            .collect();
+        let out = self
+            .model
+            .decode_step(&next_ids, &positions, &mut batch.cache)?;
+        for (row, logits) in batch.running.iter_mut().zip(out.to_vec2::<f32>()?) {
+            row.logits = logits;
+        }
+        let mut rows = std::mem::take(&mut batch.running);
+        let tickets: std::collections::BTreeSet<Ticket> =
+            rows.iter().map(|r| r.prepared.ticket).collect();
+        let tasks: std::collections::BTreeSet<&'static str> =
+            rows.iter().map(|r| r.prepared.task).collect();
+        self.take_tokens(&mut rows, ticket, on_done)?;
+        self.queue
+            .batch
+            .as_mut()
+            .expect("the batch is there")
+            .running = rows;
+        let elapsed = started.elapsed();
+        let all = slots.len();
+        let count = |t: &mut BatchTimings| {
+            t.decode += elapsed;
+            t.steps += 1;
+            t.largest_batch = t.largest_batch.max(all);
+        };
+        for t in tickets {
+            if let Some(s) = self.queue.submissions.get_mut(&t) {
+                count(&mut s.timings);
+            }
+        }
+        for task in tasks {
+            count(self.queue.task_timings.entry(task).or_default());
+        }
+        Ok(())
+    }
+
+    /// Each of `rows` takes its next token from its logits; a row that ends is finished (kept
+    /// in the store, its result settled, its slot freed; reported to `on_done` when it is
+    /// `ticket`'s) and leaves `rows`.
+    fn take_tokens(
+        &mut self,
+        rows: &mut Vec<Running>,
+        ticket: Ticket,
+        on_done: &mut dyn FnMut(usize),
+    ) -> Result<()> {
+        let choices = choose_tokens(rows);
+        let mut still = Vec::with_capacity(rows.len());
+        for (mut row, choice) in rows.drain(..).zip(choices) {
+            match self.record_token(&mut row, choice) {
+                Some(finish) => {
+                    let generation = self.finish_row(&row, finish)?;
+                    let (t, index) = (row.prepared.ticket, row.prepared.index);
+                    self.queue.settle(t, index, Ok(generation));
+                    if let Some(batch) = &mut self.queue.batch {
+                        batch.free.push(row.slot);
+                    }
+                    if t == ticket {
+                        self.queue.report(ticket, on_done);
+                    }
+                }
+                None => still.push(row),
+            }
+        }
+        *rows = still;
+        Ok(())
+    }
+
+    /// Records `row`'s next token; returns how the row ended if it did (a stop token, which
+    /// is not recorded, or its budget).
+    fn record_token(&self, row: &mut Running, choice: Choice) -> Option<Finish> {
+        if !self.ignore_stops && self.stop_ids.contains(&choice.token) {
+            return Some(Finish::Stop);
+        }
+        row.generated.push(choice.token);
+        row.logprobs.push(choice.logprob);
+        row.entropies.push(choice.entropy);
+        (row.generated.len() >= row.prepared.budget).then_some(Finish::Budget)
+    }
+
+    /// A finished row's generation, kept in the work store the moment it is done: a run
+    /// killed later keeps it.
+    fn finish_row(&self, row: &Running, finish: Finish) -> Result<Generation> {
+        let text = self.decode(&row.generated)?;
+        if let (Some(store), Some(key)) = (&self.store, &row.prepared.key) {
+            let stored = StoredGeneration {
+                text: text.clone(),
+                finish,
+                ids: row.generated.clone(),
+                logprobs: row.logprobs.clone(),
+                entropies: row.entropies.clone(),
+            };
+            store.put(STORE_KIND, row.prepared.task, key, &stored);
+        }
+        Ok(Generation {
+            text,
+            from_store: false,
+            prompt_tokens: row.prepared.ids.len() - row.reused,
+            reused_tokens: row.reused,
+            new_tokens: row.generated.len(),
+            finish,
+            ids: row.generated.clone(),
+            logprobs: row.logprobs.clone(),
+            entropies: row.entropies.clone(),
+        })
+    }
+}
+/// A row's next token, drawn from its logits, and the decoder's confidence in it.
+#[derive(Clone, Copy)]
+struct Choice {
+    token: u32,
+    logprob: f32,
+    entropy: f32,
+}
+
+/// Every row's next token. Each choice is a few passes over the vocabulary (152k logits), and
+/// with many rows this serial work left the other core idle between steps, so rows are
+/// spread over candle's threads; each row's choice depends on its own logits and sampler
+/// only, so the result is the same as one row after another.
+fn choose_tokens(rows: &mut [Running]) -> Vec<Choice> {
+    let choose = |row: &mut Running| {
+        let token = row.sampler.sample(&row.logits);
+        let (logprob, entropy) = sampler::token_statistics(&row.logits, token);
+        Choice {
+            token,
+            logprob,
+            entropy,
+        }
+    };
+    if rows.len() < 2 {
+        return rows.iter_mut().map(choose).collect();
+    }
+    let cells: Vec<std::sync::Mutex<(&mut Running, Option<Choice>)>> = rows
+        .iter_mut()
+        .map(|row| std::sync::Mutex::new((row, None)))
+        .collect();
+    candle_core::utils::barrier_pool().execute_chunked(cells.len(), |range| {
+        for i in range {
+            let mut cell = cells[i].lock().expect("no sampler panicked");
+            let choice = choose(cell.0);
+            cell.1 = Some(choice);
+        }
+    });
+    cells
+        .into_iter()
+        .map(|cell| {
+            let (_, choice) = cell.into_inner().expect("no sampler panicked");
+            choice.expect("every row was chosen for")
+        })
+        .collect()
+}
+
+/// A prompt decoding in a slot of the batch cache.
+struct Running {
+    prepared: Prepared,
+    slot: usize,
+    sampler: Sampler,
+    /// The logits its next token is drawn from.
+    logits: Vec<f32>,
+    /// Prompt tokens whose keys and values came from the prefix cache.
+    reused: usize,
+    generated: Vec<u32>,
+    logprobs: Vec<f32>,
+    entropies: Vec<f32>,
+}
