@@ -77,6 +77,7 @@ fn main() -> anyhow::Result<()> {
         &sources,
         &supported,
         &summarized,
+        Vec::new(),
         &mut stats,
     )?;
     println!("{brief}\n");

@@ -33,40 +33,108 @@ pub fn run(
     let (prepared, mut failures, skipped, walked) =
         prepare_all(ctx, rules, inputs, out_dir, max_bytes, shard, &mut stages);
 
-    let (mut articles, translate_failures) = translate_all(ctx, &prepared, out_dir, &mut stages)?;
+    // Summaries go into the LLM's queue as soon as their article is translated, so that
+    // those of articles with a translator model decode beside the LLM's translation of the
+    // others (`summarize::submit`).
+    let summarize_model = ctx.catalog.profile.summarize.clone();
+    let mut early_summaries = None;
+    let (mut articles, translate_failures) =
+        translate_all(ctx, &prepared, out_dir, &mut stages, &mut |ctx, done| {
+            let which = (0..done.len()).collect();
+            match summarize::submit(ctx, &summarize_model, done, which) {
+                Ok(submitted) => early_summaries = Some((done.to_vec(), submitted)),
+                // they are summarized with the others
+                Err(e) => tracing::debug!("summaries not queued early: {}", e.in_words()),
+            }
+        })?;
     failures.extend(translate_failures);
 
-    // Summarize: all articles in shared batches.
+    // Summarize: the articles not queued early, in shared batches beside those that were.
     let started = Instant::now();
     let mut stage = StageStats::new("summarize");
     let bar = ctx
         .progress
         .stage("summarize", articles.len() as u64, "articles");
-    let model = ctx.catalog.profile.summarize.clone();
-    match summarize::summarize_isolated(ctx, &model, &articles, &mut stage, &bar) {
-        Ok(summaries) => {
-            for (a, summary) in articles.iter_mut().zip(summaries) {
-                match summary {
-                    Ok(grounded) => {
-                        a.summary = grounded.text;
-                        a.summary_low_confidence = grounded.low_confidence;
-                        a.flags.extend(grounded.flags);
-                    }
-                    Err(e) => failures.push(Failure::new(&a.source_path, "summarize", &e)),
-                }
+    let model = summarize_model;
+    let mut summaries: Vec<Option<Result<summarize::Grounded>>> =
+        articles.iter().map(|_| None).collect();
+    let mut early = None;
+    if let Some((done, submitted)) = early_summaries {
+        // the early articles by id: their place among all the articles
+        let place: Vec<Option<usize>> = done
+            .iter()
+            .map(|d| articles.iter().position(|a| a.id == d.id))
+            .collect();
+        if place.iter().all(Option::is_some) {
+            early = Some((place, done, submitted));
+        } else if let Ok(engine) = ctx.registry.llm(&model) {
+            engine.cancel(submitted.ticket());
+        }
+    }
+    let late: Vec<usize> = (0..articles.len())
+        .filter(|i| {
+            early
+                .as_ref()
+                .is_none_or(|(place, _, _)| !place.contains(&Some(*i)))
+        })
+        .collect();
+    let late = summarize::submit(ctx, &model, &articles, late.clone()).map_err(|e| (late, e));
+    if let Some((place, done, submitted)) = early {
+        for (k, result) in summarize::collect(ctx, &model, &done, submitted, &mut stage, &bar) {
+            summaries[place[k].expect("placed")] = Some(result);
+        }
+    }
+    // The brief's paragraphs of stories whose summaries are all in decode beside the rest.
+    let write_brief = shard.is_none();
+    let early_paragraphs = if write_brief {
+        let known: Vec<Option<Option<String>>> = summaries
+            .iter()
+            .map(|s| {
+                s.as_ref()
+                    .map(|r| r.as_ref().ok().and_then(|g| g.text.clone()))
+            })
+            .collect();
+        brief::submit_ready_stories(ctx, &articles, &known).unwrap_or_else(|e| {
+            tracing::debug!("no brief paragraph queued early: {}", e.in_words());
+            Vec::new()
+        })
+    } else {
+        Vec::new()
+    };
+    match late {
+        Ok(submitted) => {
+            for (i, result) in
+                summarize::collect(ctx, &model, &articles, submitted, &mut stage, &bar)
+            {
+                summaries[i] = Some(result);
             }
         }
-        Err(e) => {
-            for a in &articles {
-                failures.push(Failure::new(&a.source_path, "summarize", &e));
+        Err((which, e)) => {
+            for i in which {
+                summaries[i] = Some(Err(Error::input(
+                    &articles[i].source_path,
+                    format!("no summary ({})", e.in_words()),
+                )));
             }
+        }
+    }
+    if let Ok(engine) = ctx.registry.llm(&model) {
+        engine.take_task_timings("summarize").record(&mut stage);
+    }
+    for (a, summary) in articles.iter_mut().zip(summaries) {
+        match summary.expect("every article was summarized") {
+            Ok(grounded) => {
+                a.summary = grounded.text;
+                a.summary_low_confidence = grounded.low_confidence;
+                a.flags.extend(grounded.flags);
+            }
+            Err(e) => failures.push(Failure::new(&a.source_path, "summarize", &e)),
         }
     }
     bar.finish_and_clear();
     stage.finish(started);
     stages.push(stage);
     // A shard's brief would cover a random part of the stories: `merge` writes the brief.
-    let write_brief = shard.is_none();
     let mut outcome = brief_stage(
         ctx,
         articles,
@@ -74,7 +142,7 @@ pub fn run(
         skipped,
         stages,
         out_dir,
-        write_brief,
+        write_brief.then_some(early_paragraphs),
     );
     outcome.inputs = walked;
     Ok(outcome)
@@ -103,12 +171,21 @@ pub fn merge(
     for a in &articles {
         failures.extend(write_page(out_dir, a));
     }
-    let mut outcome = brief_stage(ctx, articles, failures, skipped, stages, out_dir, true);
+    let mut outcome = brief_stage(
+        ctx,
+        articles,
+        failures,
+        skipped,
+        stages,
+        out_dir,
+        Some(Vec::new()),
+    );
     outcome.inputs = inputs;
     outcome
 }
 
-/// Where its sources differ and, with `write_brief`, the brief, over finished articles.
+/// Where its sources differ and, with `write_brief` (the paragraphs queued early), the brief,
+/// over finished articles.
 fn brief_stage(
     ctx: &mut Context,
     articles: Vec<ArticleOutcome>,
@@ -116,16 +193,15 @@ fn brief_stage(
     skipped: Vec<SkippedInput>,
     mut stages: Vec<StageStats>,
     out_dir: &Path,
-    write_brief: bool,
+    write_brief: Option<Vec<brief::EarlyParagraph>>,
 ) -> RunOutcome {
     let differences = brief::differences_of(&articles);
     let started = Instant::now();
     let mut stage = StageStats::new("brief");
     let bar = ctx.progress.stage("brief", 1, "brief");
-    let briefed = if write_brief {
-        brief::brief_of(ctx, &articles, &mut stage)
-    } else {
-        Ok(None)
+    let briefed = match write_brief {
+        Some(early) => brief::brief_of(ctx, &articles, early, &mut stage),
+        None => Ok(None),
     };
     let (brief, brief_sentences, brief_flags) = match briefed {
         Ok(Some(b)) => (Some(b.text), b.sentences, b.flags),
@@ -197,12 +273,14 @@ fn prepare_all(
 
 /// Translate and check: the articles of each translator model go through it together, in
 /// shared batches (one stage per model); each article is checked and written as soon as its
-/// group is done. English articles pass through.
+/// group is done. English articles pass through. Translator models (quick) go first, and
+/// `before_llm` gets the articles finished before the first LLM group starts.
 fn translate_all(
     ctx: &mut Context,
     prepared: &[Prepared],
     out_dir: &Path,
     stages: &mut Vec<StageStats>,
+    before_llm: &mut dyn FnMut(&mut Context, &[ArticleOutcome]),
 ) -> Result<(Vec<ArticleOutcome>, Vec<Failure>)> {
     let bar = ctx.progress.stage("translate", 0, "chunks");
     let mut outcomes: Vec<Option<Result<ArticleOutcome>>> = prepared.iter().map(|_| None).collect();
@@ -220,16 +298,31 @@ fn translate_all(
             Err(e) => outcomes[i] = Some(Err(e)),
         }
     }
-    for (model, members) in &groups {
+    let is_translator = |ctx: &Context, model: &str| {
+        ctx.catalog
+            .model(model)
+            .is_ok_and(|m| m.architecture.is_translator())
+    };
+    let mut order: Vec<(&String, &Vec<usize>)> = groups.iter().collect();
+    order.sort_by_key(|(model, _)| !is_translator(ctx, model));
+    let mut told = false;
+    for (model, members) in order {
         let docs: Vec<(String, Vec<String>)> = members
             .iter()
             .map(|&i| (prepared[i].lang.code.clone(), prepared[i].units()))
             .collect();
+        let is_translator = is_translator(ctx, model);
+        if !is_translator && !told {
+            told = true;
+            let done: Vec<ArticleOutcome> = outcomes
+                .iter()
+                .filter_map(|o| o.as_ref().and_then(|r| r.as_ref().ok()).cloned())
+                .collect();
+            if !done.is_empty() {
+                before_llm(ctx, &done);
+            }
+        }
         let started = Instant::now();
-        let is_translator = ctx
-            .catalog
-            .model(model)
-            .is_ok_and(|m| m.architecture.is_translator());
         let name = if is_translator {
             format!("translate: {model}")
         } else {

@@ -536,3 +536,21 @@ fn the_review_page_of_the_sample_run_checks_out_in_a_browser() {
     assert_eq!(found["rtl"], serde_json::json!(arabic), "{found}");
     assert!(found["citations"].as_u64().unwrap() >= 5, "{found}");
 }
+
+/// One queue across stages: the Portuguese articles' summaries (translated by the Bergamot
+/// model in a second) decode beside the LLM's translation of the French and Arabic ones, and
+/// the CleanSpark story's brief paragraph beside the remaining summaries, so each stage's
+/// largest batch is more than its own prompts (5 summaries, 3 stories).
+#[test]
+fn later_stages_decode_beside_earlier_ones() {
+    let stages = sample_run().json["run"]["stages"].as_array().unwrap();
+    let stage = |name: &str| {
+        stages
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no stage {name}"))
+    };
+    let largest = |name: &str| stage(name)["largest_batch"].as_u64().unwrap();
+    assert!(largest("summarize") > 5, "summarize: {}", stage("summarize"));
+    assert!(largest("brief") > 3, "brief: {}", stage("brief"));
+}

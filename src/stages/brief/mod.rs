@@ -9,7 +9,7 @@ pub mod stories;
 use crate::config::prompts::BriefSource;
 use crate::context::Context;
 use crate::domain::{ArticleOutcome, BriefSentence, Difference, Flag, StageStats};
-use crate::engine::llm::{Finish, Request};
+use crate::engine::llm::{Finish, Request, Ticket};
 use crate::error::Result;
 use crate::language::english_name;
 use crate::language::numbers;
@@ -27,25 +27,25 @@ pub struct Brief {
 
 /// The brief of the summarized `articles` (numbered as sources in their order): `None` when
 /// no article has a summary.
+/// `early`: story paragraphs submitted before the brief stage ([`submit_ready_stories`]);
+/// one is used where its prompt is exactly one this brief asks, the others are cancelled.
 pub fn brief_of(
     ctx: &mut Context,
     articles: &[ArticleOutcome],
+    early: Vec<EarlyParagraph>,
     stage: &mut StageStats,
 ) -> Result<Option<Brief>> {
     let summarized: Vec<&ArticleOutcome> =
         articles.iter().filter(|a| a.summary.is_some()).collect();
+    let model = ctx.catalog.profile.brief.clone();
     if summarized.is_empty() {
+        cancel(ctx, &model, early);
         return Ok(None);
     }
     let sources: Vec<BriefSource> = summarized
         .iter()
         .enumerate()
-        .map(|(i, a)| BriefSource {
-            n: i + 1,
-            title: a.title_en.clone(),
-            language: english_name(&a.language),
-            summary: a.summary.clone().unwrap_or_default(),
-        })
+        .map(|(i, a)| brief_source(i + 1, a, a.summary.clone().unwrap_or_default()))
         .collect();
     // Every value any source's original gives: a brief sentence with another figure goes.
     let supported: Vec<f64> = summarized
@@ -53,8 +53,8 @@ pub fn brief_of(
         .flat_map(|a| numbers::numbers(&a.original, &a.language))
         .flat_map(|(_, values)| values)
         .collect();
-    let model = ctx.catalog.profile.brief.clone();
-    let (text, mut flags) = write_brief(ctx, &model, &sources, &supported, &summarized, stage)?;
+    let (text, mut flags) =
+        write_brief(ctx, &model, &sources, &supported, &summarized, early, stage)?;
     let mut all = cite::check_citations(&text, sources.len());
     all.append(&mut flags);
     let sentences = brief_sentences(&text, &summarized);
@@ -63,6 +63,100 @@ pub fn brief_of(
         sentences,
         flags: all,
     }))
+}
+
+/// Source `n` of the brief: `article` with its summary.
+fn brief_source(n: usize, article: &ArticleOutcome, summary: String) -> BriefSource {
+    BriefSource {
+        n,
+        title: article.title_en.clone(),
+        language: english_name(&article.language),
+        summary,
+    }
+}
+
+/// A story paragraph submitted to the LLM's queue before the brief stage, with the request
+/// it was made from.
+pub struct EarlyParagraph {
+    request: Request,
+    ticket: Ticket,
+}
+
+/// Submits the paragraphs of the stories whose summaries are all in, so that they decode
+/// beside the summaries still decoding. `summaries[i]` is article i's: `None` while pending,
+/// `Some(None)` when it has none. The sources are numbered as the brief will number them if
+/// every pending summary succeeds; the brief stage uses a paragraph only where its prompt is
+/// exactly the one it asks, so a wrong guess costs time, never a different brief.
+pub fn submit_ready_stories(
+    ctx: &mut Context,
+    articles: &[ArticleOutcome],
+    summaries: &[Option<Option<String>>],
+) -> Result<Vec<EarlyParagraph>> {
+    let expected: Vec<(usize, Option<&String>)> = summaries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match s {
+            None => Some((i, None)),
+            Some(Some(text)) => Some((i, Some(text))),
+            Some(None) => None,
+        })
+        .collect();
+    let sources: Vec<BriefSource> = expected
+        .iter()
+        .enumerate()
+        .map(|(n, &(i, summary))| {
+            brief_source(n + 1, &articles[i], summary.cloned().unwrap_or_default())
+        })
+        .collect();
+    let model = ctx.catalog.profile.brief.clone();
+    let (stories, requests) = story_requests(ctx, &model, &sources)?;
+    let decoding = {
+        let manifest = ctx.catalog.model(&model)?;
+        ctx.decoding.resolve(manifest.decoding())
+    };
+    let engine = ctx.registry.llm(&model)?;
+    let mut early = Vec::new();
+    for (members, request) in stories.iter().zip(requests) {
+        if members.iter().all(|&m| expected[m].1.is_some()) {
+            let ticket = engine.submit(std::slice::from_ref(&request), decoding)?;
+            early.push(EarlyParagraph { request, ticket });
+        }
+    }
+    Ok(early)
+}
+
+/// Drops story paragraphs submitted early that the brief does not use.
+fn cancel(ctx: &mut Context, model: &str, early: Vec<EarlyParagraph>) {
+    if let Ok(engine) = ctx.registry.llm(model) {
+        for e in early {
+            engine.cancel(e.ticket);
+        }
+    }
+}
+
+/// The stories of `sources` ([`stories::group`]) and each one's paragraph request.
+fn story_requests(
+    ctx: &mut Context,
+    model: &str,
+    sources: &[BriefSource],
+) -> Result<(Vec<Vec<usize>>, Vec<Request>)> {
+    let task = ctx.catalog.model(model)?.generation.brief;
+    let headlines: Vec<&str> = sources.iter().map(|s| s.title.as_str()).collect();
+    let stories = stories::group(&headlines);
+    let engine = ctx.registry.llm(model)?;
+    let mut requests = Vec::with_capacity(stories.len());
+    for members in &stories {
+        let own: Vec<BriefSource> = members.iter().map(|&i| sources[i].clone()).collect();
+        let input_tokens = own
+            .iter()
+            .map(|s| engine.count_tokens(&s.summary))
+            .sum::<Result<usize>>()?;
+        requests.push(
+            Request::new(ctx.prompts.brief(&own)?, task.max_new_tokens(input_tokens))
+                .for_task("brief"),
+        );
+    }
+    Ok((stories, requests))
 }
 
 /// The evidence of source `n` (1-based): its English text, title and summary, and its
@@ -166,28 +260,42 @@ pub fn write_brief(
     sources: &[BriefSource],
     supported: &[f64],
     articles: &[&ArticleOutcome],
+    mut early: Vec<EarlyParagraph>,
     stage: &mut StageStats,
 ) -> Result<(String, Vec<Flag>)> {
-    let manifest = ctx.catalog.model(model)?;
-    let task = manifest.generation.brief;
-    let decoding = ctx.decoding.resolve(manifest.decoding());
-    let headlines: Vec<&str> = sources.iter().map(|s| s.title.as_str()).collect();
-    let stories = stories::group(&headlines);
-    let engine = ctx.registry.llm(model)?;
-    let mut requests = Vec::with_capacity(stories.len());
-    for members in &stories {
-        let own: Vec<BriefSource> = members.iter().map(|&i| sources[i].clone()).collect();
-        let input_tokens = own
-            .iter()
-            .map(|s| engine.count_tokens(&s.summary))
-            .sum::<Result<usize>>()?;
-        requests.push(
-            Request::new(ctx.prompts.brief(&own)?, task.max_new_tokens(input_tokens))
-                .for_task("brief"),
-        );
+    let (stories, requests) = story_requests(ctx, model, sources)?;
+    let decoding = {
+        let manifest = ctx.catalog.model(model)?;
+        ctx.decoding.resolve(manifest.decoding())
+    };
+    // each story's paragraph: the one submitted early for exactly this prompt, else now
+    let mut tickets = Vec::with_capacity(requests.len());
+    for request in &requests {
+        let ticket = match early.iter().position(|e| &e.request == request) {
+            Some(at) => early.swap_remove(at).ticket,
+            None => ctx
+                .registry
+                .llm(model)?
+                .submit(std::slice::from_ref(request), decoding)?,
+        };
+        tickets.push(ticket);
     }
-    let (results, timings) = engine.generate_batch(&requests, decoding, &mut |_| {})?;
-    timings.record(stage);
+    cancel(ctx, model, early);
+    let engine = ctx.registry.llm(model)?;
+    let mut results = Vec::with_capacity(tickets.len());
+    for (k, &ticket) in tickets.iter().enumerate() {
+        match engine.collect(ticket, &mut |_| {}) {
+            Ok((mut one, _)) => results.push(one.remove(0)),
+            Err(e) => {
+                for &rest in &tickets[k + 1..] {
+                    engine.cancel(rest);
+                }
+                return Err(e);
+            }
+        }
+    }
+    // early paragraphs overlap: the stage's time is the task's
+    engine.take_task_timings("brief").record(stage);
     let summaries: Vec<String> = sources.iter().map(|s| s.summary.clone()).collect();
     let mut paragraphs = Vec::with_capacity(stories.len());
     let mut flags = Vec::new();

@@ -7,7 +7,7 @@ pub mod support;
 
 use crate::context::Context;
 use crate::domain::{ArticleOutcome, Flag, FlagKind, StageStats};
-use crate::engine::llm::{Finish, Request};
+use crate::engine::llm::{Finish, Request, Ticket};
 use crate::error::{Error, Result};
 use crate::language::sentences::{drop_unfinished_last, sentences};
 use crate::progress::StageBar;
@@ -21,31 +21,106 @@ pub struct Grounded {
     pub low_confidence: bool,
 }
 
-/// `summarize_all`, and when the shared batch fails, each article again on its own, so that
-/// only the article that still fails is lost (as for translation).
-pub fn summarize_isolated(
+/// Summaries submitted to the LLM's queue and not yet collected: they decode in the steps of
+/// whatever the engine runs next (an earlier stage's translation of other articles).
+pub struct Submitted {
+    ticket: Ticket,
+    /// The articles they summarize, as indices into the stage's articles.
+    articles: Vec<usize>,
+}
+
+impl Submitted {
+    pub fn articles(&self) -> &[usize] {
+        &self.articles
+    }
+
+    pub fn ticket(&self) -> Ticket {
+        self.ticket
+    }
+}
+
+/// Queues the summaries of `articles[i]` for each i of `which`, to be collected later.
+pub fn submit(
     ctx: &mut Context,
     model: &str,
     articles: &[ArticleOutcome],
+    which: Vec<usize>,
+) -> Result<Submitted> {
+    let manifest = ctx.catalog.model(model)?;
+    let task = manifest.generation.summarize;
+    let decoding = ctx.decoding.resolve(manifest.decoding());
+    let overrides = ctx.decoding;
+    let engine = ctx.registry.llm(model)?;
+    if let Some(rows) = overrides.batch_rows {
+        engine.set_batch_rows(rows);
+    }
+    let requests = which
+        .iter()
+        .map(|&i| summary_request(&ctx.prompts, engine, &articles[i], task))
+        .collect::<Result<Vec<_>>>()?;
+    let engine = ctx.registry.llm(model)?;
+    let ticket = engine.submit(&requests, decoding)?;
+    Ok(Submitted {
+        ticket,
+        articles: which,
+    })
+}
+
+/// Decodes what is left of `submitted` and grounds each summary: `(article index, result)`
+/// each. When their batch fails, each of its articles is summarized again on its own, so
+/// that only an article that still fails is lost (as for translation).
+pub fn collect(
+    ctx: &mut Context,
+    model: &str,
+    articles: &[ArticleOutcome],
+    submitted: Submitted,
     stage: &mut StageStats,
     bar: &StageBar,
-) -> Result<Vec<Result<Grounded>>> {
-    match summarize_all(ctx, model, articles, stage, bar) {
-        Err(e) if articles.len() > 1 => {
+) -> Vec<(usize, Result<Grounded>)> {
+    let collected = ctx
+        .registry
+        .llm(model)
+        .and_then(|engine| engine.collect(submitted.ticket, &mut |_| bar.inc(1)));
+    match collected {
+        // the time goes to the stage by task (`take_task_timings`): submissions overlap
+        Ok((results, _)) => submitted
+            .articles
+            .iter()
+            .zip(results)
+            .map(|(&i, r)| (i, grounded(r, &articles[i], stage)))
+            .collect(),
+        Err(e) if submitted.articles.len() == 1 => vec![(submitted.articles[0], Err(e))],
+        Err(e) => {
             tracing::warn!(
                 "the summary batch failed ({}); summarizing article by article",
                 e.in_words()
             );
-            Ok(articles
+            submitted
+                .articles
                 .iter()
-                .map(|a| {
-                    summarize_all(ctx, model, std::slice::from_ref(a), stage, bar)
-                        .and_then(|mut one| one.remove(0))
+                .map(|&i| {
+                    let one = std::slice::from_ref(&articles[i]);
+                    let result =
+                        summarize_all(ctx, model, one, stage, bar).and_then(|mut r| r.remove(0));
+                    (i, result)
                 })
-                .collect())
+                .collect()
         }
-        other => other,
     }
+}
+
+/// The summary prompt of `article` and its new-token budget.
+fn summary_request(
+    prompts: &crate::config::prompts::Prompts,
+    engine: &crate::engine::llm::LlmEngine,
+    article: &ArticleOutcome,
+    task: crate::config::manifest::TaskSettings,
+) -> Result<Request> {
+    Ok(Request::new(
+        prompts.summarize(&article.title_en, &article.translation)?,
+        task.max_new_tokens(engine.count_tokens(&article.translation)?),
+    )
+    .for_task("summarize"))
 }
 
 /// Summaries of `articles`, decoded in shared batches and grounded; one result per article.
@@ -69,39 +144,39 @@ pub fn summarize_all(
     }
     let requests = articles
         .iter()
-        .map(|a| {
-            Ok(Request::new(
-                ctx.prompts.summarize(&a.title_en, &a.translation)?,
-                task.max_new_tokens(engine.count_tokens(&a.translation)?),
-            )
-            .for_task("summarize"))
-        })
+        .map(|a| summary_request(&ctx.prompts, engine, a, task))
         .collect::<Result<Vec<_>>>()?;
-    let (results, timings) = engine.generate_batch(&requests, decoding, &mut |_| bar.inc(1))?;
-    timings.record(stage);
+    let (results, _) = engine.generate_batch(&requests, decoding, &mut |_| bar.inc(1))?;
     Ok(results
         .into_iter()
         .zip(articles)
-        .map(|(r, article)| {
-            // A request the model cannot take (an article too long for its context) fails
-            // alone, and says that the translation itself is kept.
-            let g = r.map_err(|e| {
-                Error::input(
-                    &article.source_path,
-                    format!(
-                        "no summary ({}); its translation is kept in articles/{}.md",
-                        e.in_words(),
-                        article.id
-                    ),
-                )
-            })?;
-            g.record(stage);
-            Ok(ground(
-                &trim_summary(&join_list_items(&g.text), g.finish),
-                article,
-            ))
-        })
+        .map(|(r, article)| grounded(r, article, stage))
         .collect())
+}
+
+/// A generated summary, trimmed and grounded in its article; a request the model could not
+/// take (an article too long for its context) fails alone, and says that the translation
+/// itself is kept.
+fn grounded(
+    generation: Result<crate::engine::llm::Generation>,
+    article: &ArticleOutcome,
+    stage: &mut StageStats,
+) -> Result<Grounded> {
+    let g = generation.map_err(|e| {
+        Error::input(
+            &article.source_path,
+            format!(
+                "no summary ({}); its translation is kept in articles/{}.md",
+                e.in_words(),
+                article.id
+            ),
+        )
+    })?;
+    g.record(stage);
+    Ok(ground(
+        &trim_summary(&join_list_items(&g.text), g.finish),
+        article,
+    ))
 }
 
 /// Holds `summary` to what `article` says: a sentence repeating an earlier one goes, one
