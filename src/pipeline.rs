@@ -3,7 +3,7 @@
 //! stage statistics, turns a stage's error into a failure of the articles it concerns (the
 //! others go on), and writes each translation as soon as it is done.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -12,12 +12,12 @@ use crate::context::Context;
 use crate::domain::{
     ArticleOutcome, Failure, InputSet, Prepared, RunOutcome, SkippedInput, StageStats,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::output;
 use crate::stages::check::{self, Fidelity};
 use crate::stages::clean::BoilerplateRules;
 use crate::stages::translate::{self, Segmentation};
-use crate::stages::{brief, detect, load, summarize};
+use crate::stages::{brief, detect, summarize};
 
 /// Runs the job over `inputs` and writes the translations into `out_dir` (the caller writes
 /// the reports, which need the run record).
@@ -30,99 +30,51 @@ pub fn run(
     shard: Option<Shard>,
 ) -> Result<RunOutcome> {
     let mut stages = Vec::new();
-    let (prepared, mut failures, skipped, walked) =
-        prepare_all(ctx, rules, inputs, out_dir, max_bytes, shard, &mut stages);
+    let (prepared, mut failures, skipped, walked) = detect::prepare_all(
+        ctx.catalog,
+        rules,
+        inputs,
+        out_dir,
+        max_bytes,
+        shard,
+        &mut stages,
+    );
 
     // Summaries go into the LLM's queue as soon as their article is translated, so that
     // those of articles with a translator model decode beside the LLM's translation of the
-    // others (`summarize::submit`).
-    let summarize_model = ctx.catalog.profile.summarize.clone();
-    let mut early_summaries = None;
+    // others.
+    let model = ctx.catalog.profile.summarize.clone();
+    let mut early = None;
     let (mut articles, translate_failures) =
         translate_all(ctx, &prepared, out_dir, &mut stages, &mut |ctx, done| {
-            let which = (0..done.len()).collect();
-            match summarize::submit(ctx, &summarize_model, done, which) {
-                Ok(submitted) => early_summaries = Some((done.to_vec(), submitted)),
-                // they are summarized with the others
-                Err(e) => tracing::debug!("summaries not queued early: {}", e.in_words()),
-            }
+            early = summarize::submit_early(ctx, &model, done);
         })?;
     failures.extend(translate_failures);
 
-    // Summarize: the articles not queued early, in shared batches beside those that were.
+    // Summarize: the rest beside those queued early; once those are in, the brief's
+    // paragraphs of stories whose summaries are all in join the queue.
     let started = Instant::now();
     let mut stage = StageStats::new("summarize");
     let bar = ctx
         .progress
         .stage("summarize", articles.len() as u64, "articles");
-    let model = summarize_model;
-    let mut summaries: Vec<Option<Result<summarize::Grounded>>> =
-        articles.iter().map(|_| None).collect();
-    let mut early = None;
-    if let Some((done, submitted)) = early_summaries {
-        // the early articles by id: their place among all the articles
-        let place: Vec<Option<usize>> = done
-            .iter()
-            .map(|d| articles.iter().position(|a| a.id == d.id))
-            .collect();
-        if place.iter().all(Option::is_some) {
-            early = Some((place, done, submitted));
-        } else if let Ok(engine) = ctx.registry.llm(&model) {
-            engine.cancel(submitted.ticket());
-        }
-    }
-    let late: Vec<usize> = (0..articles.len())
-        .filter(|i| {
-            early
-                .as_ref()
-                .is_none_or(|(place, _, _)| !place.contains(&Some(*i)))
-        })
-        .collect();
-    let late = summarize::submit(ctx, &model, &articles, late.clone()).map_err(|e| (late, e));
-    if let Some((place, done, submitted)) = early {
-        for (k, result) in summarize::collect(ctx, &model, &done, submitted, &mut stage, &bar) {
-            summaries[place[k].expect("placed")] = Some(result);
-        }
-    }
-    // The brief's paragraphs of stories whose summaries are all in decode beside the rest.
     let write_brief = shard.is_none();
-    let early_paragraphs = if write_brief {
-        let known: Vec<Option<Option<String>>> = summaries
-            .iter()
-            .map(|s| {
-                s.as_ref()
-                    .map(|r| r.as_ref().ok().and_then(|g| g.text.clone()))
-            })
-            .collect();
-        brief::submit_ready_stories(ctx, &articles, &known).unwrap_or_else(|e| {
-            tracing::debug!("no brief paragraph queued early: {}", e.in_words());
-            Vec::new()
-        })
-    } else {
-        Vec::new()
-    };
-    match late {
-        Ok(submitted) => {
-            for (i, result) in
-                summarize::collect(ctx, &model, &articles, submitted, &mut stage, &bar)
-            {
-                summaries[i] = Some(result);
+    let mut early_paragraphs = Vec::new();
+    let summaries = summarize::summarize_queued(
+        ctx,
+        &model,
+        &articles,
+        early,
+        &mut stage,
+        &bar,
+        &mut |ctx, known| {
+            if write_brief {
+                early_paragraphs = brief::submit_ready_stories(ctx, &articles, known);
             }
-        }
-        Err((which, e)) => {
-            for i in which {
-                summaries[i] = Some(Err(Error::input(
-                    &articles[i].source_path,
-                    format!("no summary ({})", e.in_words()),
-                )));
-            }
-        }
-    }
-    if let Ok(engine) = ctx.registry.llm(&model) {
-        engine.take_task_timings("summarize").record(&mut stage);
-    }
+        },
+    );
     for (a, summary) in articles.iter_mut().zip(summaries) {
-        match summary.expect("every article was summarized") {
+        match summary {
             Ok(grounded) => {
                 a.summary = grounded.text;
                 a.summary_low_confidence = grounded.low_confidence;
@@ -227,48 +179,6 @@ fn brief_stage(
         stages,
         inputs: InputSet::default(),
     }
-}
-
-/// Load, clean and detect every input file; a file that fails is a failure, the rest go on.
-fn prepare_all(
-    ctx: &Context,
-    rules: &BoilerplateRules,
-    inputs: &[PathBuf],
-    out_dir: &Path,
-    max_bytes: u64,
-    shard: Option<Shard>,
-    stages: &mut Vec<StageStats>,
-) -> (Vec<Prepared>, Vec<Failure>, Vec<SkippedInput>, InputSet) {
-    let (files, mut input_errors, skipped) = load::collect_inputs(inputs, Some(out_dir));
-    let walked = load::input_set(&files);
-    // Errors that belong to no article (a path that does not exist) are reported by shard 0.
-    if shard.is_some_and(|s| s.index != 0) {
-        input_errors.clear();
-    }
-    let mut failures: Vec<Failure> = input_errors
-        .iter()
-        .map(|e| Failure::new(&error_path(e), "load", e))
-        .collect();
-    let started = Instant::now();
-    let mut stage = StageStats::new("clean");
-    let mut taken = BTreeSet::new();
-    let mut prepared = Vec::new();
-    for (position, path) in files.iter().enumerate() {
-        // Ids and places are given over all the files, in order, so every shard gives each
-        // the same.
-        let id = load::unique_id(path, &mut taken);
-        if shard.is_some_and(|s| !s.takes(&id)) {
-            continue;
-        }
-        match detect::prepare(path, id, max_bytes, ctx.catalog, rules) {
-            Ok(p) => prepared.push(Prepared { position, ..p }),
-            Err(e) => failures.push(Failure::new(path, "load", &e)),
-        }
-        stage.items += 1;
-    }
-    stage.finish(started);
-    stages.push(stage);
-    (prepared, failures, skipped, walked)
 }
 
 /// Translate and check: the articles of each translator model go through it together, in
@@ -383,11 +293,4 @@ fn write_page(out_dir: &Path, outcome: &ArticleOutcome) -> Option<Failure> {
     output::write_translation(out_dir, outcome)
         .err()
         .map(|e| Failure::new(&outcome.source_path, "write", &e))
-}
-
-fn error_path(e: &Error) -> PathBuf {
-    match e {
-        Error::Input { path, .. } | Error::Io { path, .. } => path.clone(),
-        _ => PathBuf::new(),
-    }
 }

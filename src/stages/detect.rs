@@ -1,12 +1,18 @@
 //! Language identification (whatlang) reported as ISO 639-1 codes with a confidence, and
-//! the step that turns a file into an article ready to translate: load, clean, detect.
+//! the step that turns a file into an article ready to translate: load, clean, detect
+//! (`prepare`, and `prepare_all` for a run's inputs).
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use whatlang::Lang;
 
 use crate::config::manifest::Catalog;
-use crate::domain::{Detection, Flag, FlagKind, Prepared, Removal};
+use crate::config::shard::Shard;
+use crate::domain::{
+    Detection, Failure, Flag, FlagKind, InputSet, Prepared, Removal, SkippedInput, StageStats,
+};
 use crate::error::{Error, Result};
 use crate::stages::clean::{self, BoilerplateRules};
 use crate::stages::load;
@@ -113,6 +119,55 @@ pub fn prepare(
         cleaned,
         flags,
     })
+}
+
+/// Load, clean and detect every input file; a file that fails is a failure, the rest go on.
+pub fn prepare_all(
+    catalog: &Catalog,
+    rules: &BoilerplateRules,
+    inputs: &[PathBuf],
+    out_dir: &Path,
+    max_bytes: u64,
+    shard: Option<Shard>,
+    stages: &mut Vec<StageStats>,
+) -> (Vec<Prepared>, Vec<Failure>, Vec<SkippedInput>, InputSet) {
+    let (files, mut input_errors, skipped) = load::collect_inputs(inputs, Some(out_dir));
+    let walked = load::input_set(&files);
+    // Errors that belong to no article (a path that does not exist) are reported by shard 0.
+    if shard.is_some_and(|s| s.index != 0) {
+        input_errors.clear();
+    }
+    let mut failures: Vec<Failure> = input_errors
+        .iter()
+        .map(|e| Failure::new(&error_path(e), "load", e))
+        .collect();
+    let started = Instant::now();
+    let mut stage = StageStats::new("clean");
+    let mut taken = BTreeSet::new();
+    let mut prepared = Vec::new();
+    for (position, path) in files.iter().enumerate() {
+        // Ids and places are given over all the files, in order, so every shard gives each
+        // the same.
+        let id = load::unique_id(path, &mut taken);
+        if shard.is_some_and(|s| !s.takes(&id)) {
+            continue;
+        }
+        match prepare(path, id, max_bytes, catalog, rules) {
+            Ok(p) => prepared.push(Prepared { position, ..p }),
+            Err(e) => failures.push(Failure::new(path, "load", &e)),
+        }
+        stage.items += 1;
+    }
+    stage.finish(started);
+    stages.push(stage);
+    (prepared, failures, skipped, walked)
+}
+
+fn error_path(e: &Error) -> PathBuf {
+    match e {
+        Error::Input { path, .. } | Error::Io { path, .. } => path.clone(),
+        _ => PathBuf::new(),
+    }
 }
 
 /// Detects the language of `text`; `None` when whatlang cannot tell at all.

@@ -15,6 +15,7 @@ use crate::language::english_name;
 use crate::language::numbers;
 use crate::language::sentences::{drop_unfinished_last, sentences};
 use crate::stages::summarize::support::{self, Evidence};
+use crate::stages::summarize::SoFar;
 
 /// The brief as written: its text, its sentences with their sources and confidence, and
 /// flags for what was removed or miscited.
@@ -83,11 +84,31 @@ pub struct EarlyParagraph {
 }
 
 /// Submits the paragraphs of the stories whose summaries are all in, so that they decode
-/// beside the summaries still decoding. `summaries[i]` is article i's: `None` while pending,
-/// `Some(None)` when it has none. The sources are numbered as the brief will number them if
-/// every pending summary succeeds; the brief stage uses a paragraph only where its prompt is
-/// exactly the one it asks, so a wrong guess costs time, never a different brief.
+/// beside the summaries still decoding. `summaries[i]` is article i's, `None` while pending.
+/// The sources are numbered as the brief will number them if every pending summary
+/// succeeds; the brief stage uses a paragraph only where its prompt is exactly the one it
+/// asks, so a wrong guess costs time, never a different brief. None are submitted when that
+/// fails (the brief then asks for all).
 pub fn submit_ready_stories(
+    ctx: &mut Context,
+    articles: &[ArticleOutcome],
+    summaries: &[SoFar],
+) -> Vec<EarlyParagraph> {
+    let known: Vec<Option<Option<String>>> = summaries
+        .iter()
+        .map(|s| {
+            s.as_ref()
+                .map(|r| r.as_ref().ok().and_then(|g| g.text.clone()))
+        })
+        .collect();
+    submit_stories(ctx, articles, &known).unwrap_or_else(|e| {
+        tracing::debug!("no brief paragraph queued early: {}", e.in_words());
+        Vec::new()
+    })
+}
+
+/// `submit_ready_stories` on the summaries' texts (`Some(None)`: an article without one).
+fn submit_stories(
     ctx: &mut Context,
     articles: &[ArticleOutcome],
     summaries: &[Option<Option<String>>],

@@ -39,6 +39,93 @@ impl Submitted {
     }
 }
 
+/// An article's summary as known so far: `None` while it is pending.
+pub type SoFar = Option<Result<Grounded>>;
+
+/// Summaries queued while other articles are still being translated: those articles, and
+/// their submission.
+pub struct Early {
+    articles: Vec<ArticleOutcome>,
+    submitted: Submitted,
+}
+
+/// Queues the summaries of `done`, articles translated before the others; `None` when they
+/// cannot be queued now (they are then summarized with the others).
+pub fn submit_early(ctx: &mut Context, model: &str, done: &[ArticleOutcome]) -> Option<Early> {
+    match submit(ctx, model, done, (0..done.len()).collect()) {
+        Ok(submitted) => Some(Early {
+            articles: done.to_vec(),
+            submitted,
+        }),
+        Err(e) => {
+            tracing::debug!("summaries not queued early: {}", e.in_words());
+            None
+        }
+    }
+}
+
+/// Every article's summary, in order: those queued `early` are collected while the rest
+/// decode beside them; then `between` gets what is known (`None` while pending), before the
+/// rest are waited for.
+pub fn summarize_queued(
+    ctx: &mut Context,
+    model: &str,
+    articles: &[ArticleOutcome],
+    early: Option<Early>,
+    stage: &mut StageStats,
+    bar: &StageBar,
+    between: &mut dyn FnMut(&mut Context, &[SoFar]),
+) -> Vec<Result<Grounded>> {
+    let mut summaries: Vec<SoFar> = articles.iter().map(|_| None).collect();
+    // the early articles' places among all the articles (by id)
+    let early = early.and_then(|e| {
+        let place: Option<Vec<usize>> = e
+            .articles
+            .iter()
+            .map(|d| articles.iter().position(|a| a.id == d.id))
+            .collect();
+        if place.is_none() {
+            if let Ok(engine) = ctx.registry.llm(model) {
+                engine.cancel(e.submitted.ticket);
+            }
+        }
+        Some((place?, e))
+    });
+    let late: Vec<usize> = (0..articles.len())
+        .filter(|i| early.as_ref().is_none_or(|(place, _)| !place.contains(i)))
+        .collect();
+    let late = submit(ctx, model, articles, late.clone()).map_err(|e| (late, e));
+    if let Some((place, e)) = early {
+        for (k, result) in collect(ctx, model, &e.articles, e.submitted, stage, bar) {
+            summaries[place[k]] = Some(result);
+        }
+    }
+    between(ctx, &summaries);
+    match late {
+        Ok(submitted) => {
+            for (i, result) in collect(ctx, model, articles, submitted, stage, bar) {
+                summaries[i] = Some(result);
+            }
+        }
+        Err((which, e)) => {
+            for i in which {
+                summaries[i] = Some(Err(Error::input(
+                    &articles[i].source_path,
+                    format!("no summary ({})", e.in_words()),
+                )));
+            }
+        }
+    }
+    // the time goes to the stage by task: its submissions overlap
+    if let Ok(engine) = ctx.registry.llm(model) {
+        engine.take_task_timings("summarize").record(stage);
+    }
+    summaries
+        .into_iter()
+        .map(|s| s.expect("every article was summarized"))
+        .collect()
+}
+
 /// Queues the summaries of `articles[i]` for each i of `which`, to be collected later.
 pub fn submit(
     ctx: &mut Context,
