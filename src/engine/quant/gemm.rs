@@ -14,7 +14,8 @@
 use candle_core::quantized::k_quants::BlockQ8K;
 
 // GGUF block sizes and `BlockQ8K` field offsets, as `gemv` reads them (it checks the size).
-use super::gemv::{Format, Q4K_BYTES, Q6K_BYTES, Q8K_BSUMS, Q8K_BYTES, Q8K_QS, QK_K};
+use super::activations::{Q8K_BSUMS, Q8K_BYTES, Q8K_QS, QK_K};
+use super::gemv::{Format, Q4K_BYTES, Q6K_BYTES};
 
 /// Matrix rows per tile: one f32 lane each.
 const TILE: usize = 16;
@@ -180,7 +181,7 @@ fn pack_q6k(blocks: &[u8], kb: usize, t: usize, b: usize) -> TileQ6K {
 }
 
 /// `outs[i] = x · matrices[i]ᵀ` for `rows` activation rows `x` (quantized by
-/// [`gemv::quantize_rows`](super::gemv::quantize_rows)) and matrices of the same `k`;
+/// [`activations::quantize_rows`](super::activations::quantize_rows)) and matrices of the same `k`;
 /// `outs[i]` is `rows × n_i`. All products share one pass of candle's thread pool; a work
 /// item is one tile column of one matrix for a chunk of rows small enough to stay in cache.
 pub fn gemm_many(matrices: &[&PackedMatrix], x: &[BlockQ8K], rows: usize, outs: &mut [Vec<f32>]) {

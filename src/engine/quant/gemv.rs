@@ -11,17 +11,11 @@
 //! float operations that scale and accumulate them are the very same ones in the same order,
 //! whatever the number of rows. So a sequence decodes to the same tokens alone or in a batch.
 
-use candle_core::quantized::k_quants::{BlockQ8K, GgmlType};
+use candle_core::quantized::k_quants::BlockQ8K;
 
-pub(super) const QK_K: usize = 256;
+pub(super) use super::activations::{Q8K_BSUMS, Q8K_BYTES, Q8K_QS, QK_K};
 pub(super) const Q4K_BYTES: usize = 144;
 pub(super) const Q6K_BYTES: usize = 210;
-/// `BlockQ8K` is `#[repr(C)] { d: f32, qs: [i8; 256], bsums: [i16; 16] }`; its fields are
-/// private to candle, so they are read at these offsets (shared with `gemm`).
-pub(super) const Q8K_BYTES: usize = 292;
-pub(super) const Q8K_QS: usize = 4;
-pub(super) const Q8K_BSUMS: usize = 260;
-const _: () = assert!(std::mem::size_of::<BlockQ8K>() == Q8K_BYTES);
 
 /// Rows of the weight matrix computed together, one per f32 lane.
 const GROUP: usize = 8;
@@ -92,16 +86,8 @@ pub fn wide() -> bool {
 /// Activation rows a call takes at most (their accumulators live on the stack).
 pub const MAX_ROWS: usize = 32;
 
-/// Quantizes activation rows (`x` is `rows × k`) to Q8K blocks, exactly as candle does before
-/// its kernels.
-pub fn quantize_rows(x: &[f32]) -> Vec<BlockQ8K> {
-    let mut blocks = vec![BlockQ8K::zeros(); x.len() / QK_K];
-    BlockQ8K::from_float(x, &mut blocks);
-    blocks
-}
-
 /// `outs[i] = x · matrices[i]ᵀ` for matrices of `k` columns given as (format, GGUF blocks) and
-/// `rows` ≤ [`MAX_ROWS`] activation rows `x` quantized by [`quantize_rows`]; `outs[i]` is
+/// `rows` ≤ [`MAX_ROWS`] activation rows `x` quantized by [`quantize_rows`](super::activations::quantize_rows); `outs[i]` is
 /// `rows × n_i`, `n_i` a multiple of 16. All products share one pass of candle's thread pool,
 /// 16 matrix rows per work item with AVX-512, else 8.
 pub fn gemv_many(
@@ -655,7 +641,8 @@ mod tests {
         let bytes = q.data()?;
         for rows in [1, 2, 7] {
             let xs = (Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu)? * 3.0)?;
-            let act = quantize_rows(&xs.flatten_all()?.to_vec1::<f32>()?);
+            let act =
+                super::super::activations::quantize_rows(&xs.flatten_all()?.to_vec1::<f32>()?);
             let run = |wide| {
                 let mut outs = vec![vec![0f32; rows * n]];
                 gemv_many_with(wide, &[(Format::Q4K, &bytes)], k, &act, rows, &mut outs);

@@ -1,6 +1,7 @@
 //! Quantized weights whose rows give the same result alone or in any batch, and the
 //! decoding kernels that read GGUF blocks directly.
 
+pub mod activations;
 pub mod gemm;
 pub mod gemv;
 pub mod qweight;

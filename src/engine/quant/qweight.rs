@@ -9,10 +9,10 @@
 
 use std::sync::{Arc, OnceLock};
 
-use candle_core::quantized::k_quants::{BlockQ8K, GgmlType};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor, D};
 
+use super::activations;
 use super::gemm::{self, PackedMatrix};
 use super::gemv::{self, Format};
 use crate::error::Result;
@@ -85,7 +85,7 @@ impl Weight {
         let k = x.dim(D::Minus1)?;
         let rows = x.elem_count() / k;
         let xs = x.flatten_all()?.to_vec1::<f32>()?;
-        let act = quantize_rows_parallel(&xs, rows, k);
+        let act = activations::quantize_rows_parallel(&xs, rows, k);
         let packed: Vec<&PackedMatrix> =
             weights.iter().map(|w| w.packed()).collect::<Result<_>>()?;
         let mut outs: Vec<Vec<f32>> = packed.iter().map(|p| vec![0f32; rows * p.rows()]).collect();
@@ -98,7 +98,7 @@ impl Weight {
         let k = x.dim(D::Minus1)?;
         let rows = x.elem_count() / k;
         let xs = x.flatten_all()?.to_vec1::<f32>()?;
-        let act = gemv::quantize_rows(&xs);
+        let act = activations::quantize_rows(&xs);
         let mut outs: Vec<Vec<f32>> = compact
             .iter()
             .map(|(t, _)| Ok(vec![0f32; rows * t.shape().dims2()?.0]))
@@ -132,23 +132,6 @@ fn outputs_shaped_as(x: &Tensor, rows: usize, outs: Vec<Vec<f32>>) -> Result<Vec
             Ok(Tensor::from_vec(o, shape.as_slice(), &Device::Cpu)?)
         })
         .collect()
-}
-
-/// [`gemv::quantize_rows`] with the rows shared among candle's threads (a prompt's rows are
-/// many; each row is quantized alone either way, so the blocks are the same).
-fn quantize_rows_parallel(xs: &[f32], rows: usize, k: usize) -> Vec<BlockQ8K> {
-    let kb = k / 256;
-    let mut blocks = vec![BlockQ8K::zeros(); rows * kb];
-    let out = blocks.as_mut_ptr() as usize;
-    candle_core::utils::barrier_pool().execute_chunked(rows, |range| {
-        for r in range {
-            // SAFETY: each row writes only its own `kb` blocks.
-            let own =
-                unsafe { std::slice::from_raw_parts_mut((out as *mut BlockQ8K).add(r * kb), kb) };
-            BlockQ8K::from_float(&xs[r * k..(r + 1) * k], own);
-        }
-    });
-    blocks
 }
 
 #[cfg(test)]
