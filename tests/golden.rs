@@ -551,6 +551,10 @@ fn later_stages_decode_beside_earlier_ones() {
             .unwrap_or_else(|| panic!("no stage {name}"))
     };
     let largest = |name: &str| stage(name)["largest_batch"].as_u64().unwrap();
-    assert!(largest("summarize") > 5, "summarize: {}", stage("summarize"));
+    assert!(
+        largest("summarize") > 5,
+        "summarize: {}",
+        stage("summarize")
+    );
     assert!(largest("brief") > 3, "brief: {}", stage("brief"));
 }
