@@ -539,8 +539,9 @@ fn the_review_page_of_the_sample_run_checks_out_in_a_browser() {
 
 /// One queue across stages: the Portuguese articles' summaries (translated by the Bergamot
 /// model in a second) decode beside the LLM's translation of the French and Arabic ones, and
-/// the CleanSpark story's brief paragraph beside the remaining summaries, so each stage's
-/// largest batch is more than its own prompts (5 summaries, 3 stories).
+/// the paragraphs of the two Portuguese-only stories (NVIDIA, the miners) beside the French
+/// and Arabic summaries, so each stage's largest batch is more than its own prompts (5
+/// summaries, 3 stories).
 #[test]
 fn later_stages_decode_beside_earlier_ones() {
     let stages = sample_run().json["run"]["stages"].as_array().unwrap();
