@@ -108,34 +108,21 @@ impl KvCache {
                 "only a batch cache has slots to fill",
             ));
         }
-        if row.len > self.capacity() {
-            return Err(Error::model(
-                "qwen2",
-                "a prompt is longer than its batch slot",
-            ));
-        }
-        for (layer, own) in self.layers.iter().zip(&row.layers) {
-            let ((kb, vb), (k, v)) = match (layer, own) {
-                (Some(b), Some(r)) => (b, r),
-                _ => return Err(Error::model("qwen2", "empty KV cache")),
-            };
-            kb.narrow(0, slot, 1)?
-                .slice_set(&k.narrow(2, 0, row.len)?.contiguous()?, 2, 0)?;
-            vb.narrow(0, slot, 1)?
-                .slice_set(&v.narrow(2, 0, row.len)?.contiguous()?, 2, 0)?;
-        }
-        self.lens[slot] = row.len;
-        Ok(())
+        self.write_slot(slot, row, 0, row.len)
     }
 
     /// Copies the filled positions of slot `from` of the batch cache `source` into slot `slot`
     /// of this one (a cache regrown for more rows or longer ones).
     pub fn copy_slot(&mut self, slot: usize, source: &KvCache, from: usize) -> Result<()> {
-        let len = source.lens[from];
+        self.write_slot(slot, source, from, source.lens[from])
+    }
+
+    /// Positions `[0, len)` of row `from` of every layer of `source` into `slot`.
+    fn write_slot(&mut self, slot: usize, source: &KvCache, from: usize, len: usize) -> Result<()> {
         if len > self.capacity() {
             return Err(Error::model(
                 "qwen2",
-                "a row is longer than its new batch slot",
+                "a sequence is longer than its batch slot",
             ));
         }
         for (layer, own) in self.layers.iter().zip(&source.layers) {
@@ -144,16 +131,9 @@ impl KvCache {
                 _ => return Err(Error::model("qwen2", "empty KV cache")),
             };
             if len > 0 {
-                kb.narrow(0, slot, 1)?.slice_set(
-                    &k.narrow(0, from, 1)?.narrow(2, 0, len)?.contiguous()?,
-                    2,
-                    0,
-                )?;
-                vb.narrow(0, slot, 1)?.slice_set(
-                    &v.narrow(0, from, 1)?.narrow(2, 0, len)?.contiguous()?,
-                    2,
-                    0,
-                )?;
+                let rows = |t: &Tensor| t.narrow(0, from, 1)?.narrow(2, 0, len)?.contiguous();
+                kb.narrow(0, slot, 1)?.slice_set(&rows(k)?, 2, 0)?;
+                vb.narrow(0, slot, 1)?.slice_set(&rows(v)?, 2, 0)?;
             }
         }
         self.lens[slot] = len;

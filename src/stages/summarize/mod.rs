@@ -133,20 +133,8 @@ pub fn submit(
     articles: &[ArticleOutcome],
     which: Vec<usize>,
 ) -> Result<Submitted> {
-    let manifest = ctx.catalog.model(model)?;
-    let task = manifest.generation.summarize;
-    let decoding = ctx.decoding.resolve(manifest.decoding());
-    let overrides = ctx.decoding;
-    let engine = ctx.registry.llm(model)?;
-    if let Some(rows) = overrides.batch_rows {
-        engine.set_batch_rows(rows);
-    }
-    let requests = which
-        .iter()
-        .map(|&i| summary_request(&ctx.prompts, engine, &articles[i], task))
-        .collect::<Result<Vec<_>>>()?;
-    let engine = ctx.registry.llm(model)?;
-    let ticket = engine.submit(&requests, decoding)?;
+    let (requests, decoding) = summary_requests(ctx, model, which.iter().map(|&i| &articles[i]))?;
+    let ticket = ctx.registry.llm(model)?.submit(&requests, decoding)?;
     Ok(Submitted {
         ticket,
         articles: which,
@@ -196,18 +184,31 @@ pub fn collect(
     }
 }
 
-/// The summary prompt of `article` and its new-token budget.
-fn summary_request(
-    prompts: &crate::config::prompts::Prompts,
-    engine: &crate::engine::llm::LlmEngine,
-    article: &ArticleOutcome,
-    task: crate::config::manifest::TaskSettings,
-) -> Result<Request> {
-    Ok(Request::new(
-        prompts.summarize(&article.title_en, &article.translation)?,
-        task.max_new_tokens(engine.count_tokens(&article.translation)?),
-    )
-    .for_task("summarize"))
+/// The summary prompts of `articles`, each with its new-token budget, and the model's
+/// decoding (the command line's batch rows set on its engine).
+fn summary_requests<'a>(
+    ctx: &mut Context,
+    model: &str,
+    articles: impl Iterator<Item = &'a ArticleOutcome>,
+) -> Result<(Vec<Request>, crate::config::decoding::Decoding)> {
+    let manifest = ctx.catalog.model(model)?;
+    let task = manifest.generation.summarize;
+    let decoding = ctx.decoding.resolve(manifest.decoding());
+    let overrides = ctx.decoding;
+    let engine = ctx.registry.llm(model)?;
+    if let Some(rows) = overrides.batch_rows {
+        engine.set_batch_rows(rows);
+    }
+    let requests = articles
+        .map(|a| {
+            Ok(Request::new(
+                ctx.prompts.summarize(&a.title_en, &a.translation)?,
+                task.max_new_tokens(engine.count_tokens(&a.translation)?),
+            )
+            .for_task("summarize"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((requests, decoding))
 }
 
 /// Summaries of `articles`, decoded in shared batches and grounded; one result per article.
@@ -221,18 +222,8 @@ pub fn summarize_all(
     if articles.is_empty() {
         return Ok(Vec::new());
     }
-    let manifest = ctx.catalog.model(model)?;
-    let task = manifest.generation.summarize;
-    let decoding = ctx.decoding.resolve(manifest.decoding());
-    let overrides = ctx.decoding;
+    let (requests, decoding) = summary_requests(ctx, model, articles.iter())?;
     let engine = ctx.registry.llm(model)?;
-    if let Some(rows) = overrides.batch_rows {
-        engine.set_batch_rows(rows);
-    }
-    let requests = articles
-        .iter()
-        .map(|a| summary_request(&ctx.prompts, engine, a, task))
-        .collect::<Result<Vec<_>>>()?;
     let (results, _) = engine.generate_batch(&requests, decoding, &mut |_| bar.inc(1))?;
     Ok(results
         .into_iter()
