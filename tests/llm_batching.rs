@@ -618,3 +618,49 @@ fn a_cancelled_submission_never_decodes() {
     assert_eq!(t.largest_batch, second.len());
     assert!(engine.collect(ticket, &mut |_| {}).is_err());
 }
+
+/// Slots made long for long prompts become more, shorter ones for the short prompts of a
+/// later call: room for 320 positions holds 2 rows of 150, then 8 of 40, each with its lone
+/// tokens.
+#[test]
+fn the_cache_gives_short_prompts_more_slots_after_long_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path());
+    let prompt = |first: u32, len: u32, budget: usize| ((first..first + len).collect(), budget);
+    let long: Vec<(Vec<u32>, usize)> = (0..2).map(|i| prompt(10 + 9 * i, 120, 30)).collect();
+    let short: Vec<(Vec<u32>, usize)> = (0..8).map(|i| prompt(200 + 11 * i, 10, 30)).collect();
+    let settings = ChatSettings {
+        chat_template: "{% for m in messages %}{{ m.content }}{% endfor %}".into(),
+        stop: vec!["<|im_end|>".into()],
+        batch_rows: 32,
+        kv_budget_bytes: 320 * KV_BYTES_PER_TOKEN,
+    };
+    let mut engine = LlmEngine::from_gguf(
+        "tiny-qwen2",
+        &[dir.path().join("tiny.gguf")],
+        settings,
+        &Device::Cpu,
+    )
+    .unwrap();
+    engine.set_ignore_stops(true);
+    let (_, t_long) = engine
+        .generate_from_ids(&long, GREEDY, &mut |_| {})
+        .unwrap();
+    assert_eq!(t_long.largest_batch, 2);
+    let (short_out, t_short) = engine
+        .generate_from_ids(&short, GREEDY, &mut |_| {})
+        .unwrap();
+    assert_eq!(
+        t_short.largest_batch, 8,
+        "the short prompts decode together"
+    );
+    let mut alone = self::engine(dir.path());
+    alone.set_ignore_stops(true);
+    alone.set_batch_rows(1);
+    let (expected, _) = alone
+        .generate_from_ids(&short, GREEDY, &mut |_| {})
+        .unwrap();
+    for (a, b) in expected.iter().zip(&short_out) {
+        assert_eq!(a.as_ref().unwrap().ids, b.as_ref().unwrap().ids);
+    }
+}

@@ -266,25 +266,36 @@ impl LlmEngine {
             ),
             None => (0, 0, 0, 0),
         };
+        if running >= self.batch_rows {
+            return Ok(false);
+        }
         if capacity >= need && free > 0 {
             return Ok(true);
         }
-        let longest_waiting = queue
+        // sized for what waits and runs now, so that slots made long for one long prompt
+        // become more, shorter ones once it has finished
+        let longest = queue
             .waiting
             .iter()
             .map(|p| p.ids.len() + p.budget)
+            .chain(queue.batch.iter().flat_map(|b| {
+                b.running
+                    .iter()
+                    .map(|r| r.prepared.ids.len() + r.prepared.budget)
+            }))
             .max()
             .unwrap_or(need);
-        let needed = capacity.max(longest_waiting).max(need);
+        let needed = longest.max(need);
         let wanted = self.slots_for(needed);
-        if wanted <= running || (needed <= capacity && wanted <= slots) {
+        if wanted <= running || (capacity >= need && wanted <= slots) {
             // full: the prompt waits for a row to finish
             return Ok(false);
         }
-        // Every slot the budget allows, each as long as the budget then allows: the cache is
-        // made once for the engine's life, not once per call. Its pages are taken from the
-        // kernel as rows first write them (a fresh cache per call had every page zeroed and
-        // faulted in again: 2% of the sample run), so an unused slot costs no memory.
+        // Every slot the budget allows, each as long as the budget then allows, so that the
+        // cache is rarely made again. Its per-layer tensors (over 32 MiB at the manifests'
+        // budgets, so mapped fresh) are taken from the kernel as rows first write them: an
+        // unused slot costs no memory, where a fresh cache per call had every page zeroed and
+        // faulted in again (2% of the sample run).
         let new_capacity = (self.kv_budget_bytes / (wanted * self.kv_bytes_per_token()).max(1))
             .clamp(needed, self.context_length().max(needed));
         let shape = self.model.shape();
