@@ -284,31 +284,55 @@ pub fn write_brief(
     mut early: Vec<EarlyParagraph>,
     stage: &mut StageStats,
 ) -> Result<(String, Vec<Flag>)> {
-    let (stories, requests) = story_requests(ctx, model, sources)?;
-    let decoding = {
+    let planned = story_requests(ctx, model, sources).and_then(|(stories, requests)| {
         let manifest = ctx.catalog.model(model)?;
-        ctx.decoding.resolve(manifest.decoding())
+        Ok((stories, requests, ctx.decoding.resolve(manifest.decoding())))
+    });
+    let (stories, requests, decoding) = match planned {
+        Ok(planned) => planned,
+        Err(e) => {
+            cancel(ctx, model, early);
+            return Err(e);
+        }
     };
     // each story's paragraph: the one submitted early for exactly this prompt, else now
-    let mut tickets = Vec::with_capacity(requests.len());
+    let mut tickets: Vec<(Ticket, bool)> = Vec::with_capacity(requests.len());
     for request in &requests {
-        let ticket = match early.iter().position(|e| &e.request == request) {
-            Some(at) => early.swap_remove(at).ticket,
-            None => ctx
-                .registry
-                .llm(model)?
-                .submit(std::slice::from_ref(request), decoding)?,
-        };
-        tickets.push(ticket);
+        if let Some(at) = early.iter().position(|e| &e.request == request) {
+            tickets.push((early.swap_remove(at).ticket, true));
+            continue;
+        }
+        match ctx
+            .registry
+            .llm(model)
+            .and_then(|engine| engine.submit(std::slice::from_ref(request), decoding))
+        {
+            Ok(ticket) => tickets.push((ticket, false)),
+            Err(e) => {
+                early.extend(tickets.iter().map(|&(ticket, _)| EarlyParagraph {
+                    request: request.clone(),
+                    ticket,
+                }));
+                cancel(ctx, model, early);
+                return Err(e);
+            }
+        }
     }
     cancel(ctx, model, early);
     let engine = ctx.registry.llm(model)?;
     let mut results = Vec::with_capacity(tickets.len());
-    for (k, &ticket) in tickets.iter().enumerate() {
-        match engine.collect(ticket, &mut |_| {}) {
+    for (k, &(ticket, was_early)) in tickets.iter().enumerate() {
+        let mut collected = engine.collect(ticket, &mut |_| {});
+        // an early paragraph lost with another stage's failed batch is asked again
+        if collected.is_err() && was_early {
+            collected = engine
+                .submit(std::slice::from_ref(&requests[k]), decoding)
+                .and_then(|again| engine.collect(again, &mut |_| {}));
+        }
+        match collected {
             Ok((mut one, _)) => results.push(one.remove(0)),
             Err(e) => {
-                for &rest in &tickets[k + 1..] {
+                for &(rest, _) in &tickets[k + 1..] {
                     engine.cancel(rest);
                 }
                 return Err(e);

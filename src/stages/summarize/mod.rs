@@ -107,6 +107,18 @@ pub fn summarize_queued(
                 summaries[i] = Some(result);
             }
         }
+        // one article's prompt that cannot be made must not cost the others
+        Err((which, e)) if which.len() > 1 => {
+            tracing::warn!(
+                "the summaries could not be queued ({}); summarizing article by article",
+                e.in_words()
+            );
+            for i in which {
+                let one = std::slice::from_ref(&articles[i]);
+                summaries[i] =
+                    Some(summarize_all(ctx, model, one, stage, bar).and_then(|mut r| r.remove(0)));
+            }
+        }
         Err((which, e)) => {
             for i in which {
                 summaries[i] = Some(Err(Error::input(
