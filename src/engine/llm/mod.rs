@@ -668,9 +668,18 @@ impl LlmEngine {
         let logits = if fresh.len() <= PREFILL_WHOLE_MAX {
             self.model.prefill(fresh, &mut self.prefix_cache)?
         } else {
+            // pieces end at multiples of PREFILL_PIECE positions, whatever the prefix reused:
+            // a piece ending elsewhere rounds its attention differently
+            // (`examples/prefill_pieces.rs`)
             let mut last = None;
-            for piece in fresh.chunks(PREFILL_PIECE) {
-                last = Some(self.model.prefill(piece, &mut self.prefix_cache)?);
+            let mut start = shared;
+            while start < ids.len() {
+                let end = ((start / PREFILL_PIECE + 1) * PREFILL_PIECE).min(ids.len());
+                last = Some(
+                    self.model
+                        .prefill(&ids[start..end], &mut self.prefix_cache)?,
+                );
+                start = end;
             }
             last.expect("a prompt has tokens")
         };

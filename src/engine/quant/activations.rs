@@ -64,7 +64,8 @@ mod x86 {
     /// One block as candle makes it: the value of largest magnitude (the first, on ties) sets
     /// `iscale = -127 / max`; each value becomes `round(iscale · x)` (half away from zero)
     /// clamped to [-128, 127]; `bsums` are the sums of each 16; `d = 1 / iscale`. Returns
-    /// false, leaving the block to candle, when a value is NaN (candle's scan skips it).
+    /// false, leaving the block to candle, when a value is NaN (candle's scan skips it) or
+    /// `iscale` is not a finite non-zero number.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn block(x: &[f32], y: &mut BlockQ8K) -> bool {
         let p = x.as_ptr();
@@ -88,6 +89,10 @@ mod x86 {
             .find(|v| v.abs() == amax)
             .expect("the largest is there");
         let iscale = -127f32 / max;
+        if !iscale.is_finite() || iscale == 0.0 {
+            // an infinite or subnormal largest value: candle's rounding of the NaNs it makes
+            return false;
+        }
         let scale = _mm512_set1_ps(iscale);
         let (half, one) = (_mm512_set1_ps(0.5), _mm512_set1_ps(1.0));
         let (low, high) = (_mm512_set1_ps(-128.0), _mm512_set1_ps(127.0));
@@ -125,7 +130,8 @@ mod tests {
     }
 
     /// Byte for byte candle's blocks: random rows at several scales, values that round at
-    /// exactly one half, ties for the largest magnitude, an all-zero block, a NaN.
+    /// exactly one half, ties for the largest magnitude, an all-zero block, a NaN, an infinity
+    /// and a subnormal largest value.
     #[test]
     fn blocks_are_candles() {
         let mut state = 7u64;
@@ -151,6 +157,12 @@ mod tests {
         let mut nan: Vec<f32> = (0..QK_K).map(|_| next()).collect();
         nan[17] = f32::NAN;
         rows.push(nan);
+        let mut infinite: Vec<f32> = (0..QK_K).map(|_| next()).collect();
+        infinite[40] = f32::NEG_INFINITY;
+        rows.push(infinite);
+        let mut tiny = vec![0.0f32; QK_K];
+        tiny[5] = 1e-40;
+        rows.push(tiny);
         for (i, row) in rows.iter().enumerate() {
             let n = row.len() / QK_K;
             let (mut ours, mut theirs) = (vec![BlockQ8K::zeros(); n], vec![BlockQ8K::zeros(); n]);
