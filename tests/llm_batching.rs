@@ -165,6 +165,23 @@ fn engine(dir: &Path) -> LlmEngine {
     engine_from(&[dir.join("tiny.gguf")])
 }
 
+/// The tiny model with up to 32 rows and KV room for `positions` positions in all.
+fn engine_with_kv_room(dir: &Path, positions: usize) -> LlmEngine {
+    let settings = ChatSettings {
+        chat_template: "{% for m in messages %}{{ m.content }}{% endfor %}".into(),
+        stop: vec!["<|im_end|>".into()],
+        batch_rows: 32,
+        kv_budget_bytes: positions * KV_BYTES_PER_TOKEN,
+    };
+    LlmEngine::from_gguf(
+        "tiny-qwen2",
+        &[dir.join("tiny.gguf")],
+        settings,
+        &Device::Cpu,
+    )
+    .unwrap()
+}
+
 const GREEDY: Decoding = Decoding {
     temperature: 0.0,
     top_p: 1.0,
@@ -332,21 +349,7 @@ fn batches_stay_within_the_kv_budget_and_a_request_over_it_fails_alone() {
 
     // Room for 120 tokens of cache: the slots are sized for the longest prompt and budget
     // (91 positions), so one row at a time, and the 140-token request is refused alone.
-    let tight_engine = |positions: usize| {
-        let settings = ChatSettings {
-            chat_template: "{% for m in messages %}{{ m.content }}{% endfor %}".into(),
-            stop: vec!["<|im_end|>".into()],
-            batch_rows: 32,
-            kv_budget_bytes: positions * KV_BYTES_PER_TOKEN,
-        };
-        LlmEngine::from_gguf(
-            "tiny-qwen2",
-            &[dir.path().join("tiny.gguf")],
-            settings,
-            &Device::Cpu,
-        )
-        .unwrap()
-    };
+    let tight_engine = |positions: usize| engine_with_kv_room(dir.path(), positions);
     let longest = prompts.iter().map(|(ids, b)| ids.len() + b).max().unwrap();
     assert_eq!(longest, 91);
     // Room for exactly three such slots: three rows at a time, the same tokens.
@@ -553,19 +556,7 @@ fn submitted_prompts_decode_beside_later_calls_as_alone() {
 
     // KV room for 2,048 positions: 32 slots of 64 at first, then the long prompts' 90
     // positions leave room for 22 slots of 93, so the cache is made again around 4 running rows
-    let settings = ChatSettings {
-        chat_template: "{% for m in messages %}{{ m.content }}{% endfor %}".into(),
-        stop: vec!["<|im_end|>".into()],
-        batch_rows: 32,
-        kv_budget_bytes: 2048 * KV_BYTES_PER_TOKEN,
-    };
-    let mut queued = LlmEngine::from_gguf(
-        "tiny-qwen2",
-        &[dir.path().join("tiny.gguf")],
-        settings,
-        &Device::Cpu,
-    )
-    .unwrap();
+    let mut queued = engine_with_kv_room(dir.path(), 2048);
     queued.set_ignore_stops(true);
     let ticket = queued.submit_ids(&submitted, GREEDY);
     let (short_out, ts) = queued
@@ -629,19 +620,7 @@ fn the_cache_gives_short_prompts_more_slots_after_long_ones() {
     let prompt = |first: u32, len: u32, budget: usize| ((first..first + len).collect(), budget);
     let long: Vec<(Vec<u32>, usize)> = (0..2).map(|i| prompt(10 + 9 * i, 120, 30)).collect();
     let short: Vec<(Vec<u32>, usize)> = (0..8).map(|i| prompt(200 + 11 * i, 10, 30)).collect();
-    let settings = ChatSettings {
-        chat_template: "{% for m in messages %}{{ m.content }}{% endfor %}".into(),
-        stop: vec!["<|im_end|>".into()],
-        batch_rows: 32,
-        kv_budget_bytes: 320 * KV_BYTES_PER_TOKEN,
-    };
-    let mut engine = LlmEngine::from_gguf(
-        "tiny-qwen2",
-        &[dir.path().join("tiny.gguf")],
-        settings,
-        &Device::Cpu,
-    )
-    .unwrap();
+    let mut engine = engine_with_kv_room(dir.path(), 320);
     engine.set_ignore_stops(true);
     let (_, t_long) = engine
         .generate_from_ids(&long, GREEDY, &mut |_| {})

@@ -6,6 +6,7 @@ pub mod cite;
 pub mod differences;
 pub mod stories;
 
+use crate::config::decoding::Decoding;
 use crate::config::prompts::BriefSource;
 use crate::context::Context;
 use crate::domain::{ArticleOutcome, BriefSentence, Difference, Flag, StageStats};
@@ -15,7 +16,7 @@ use crate::language::english_name;
 use crate::language::numbers;
 use crate::language::sentences::{drop_unfinished_last, sentences};
 use crate::stages::summarize::support::{self, Evidence};
-use crate::stages::summarize::SoFar;
+use crate::stages::summarize::{Grounded, SoFar};
 
 /// The brief as written: its text, its sentences with their sources and confidence, and
 /// flags for what was removed or miscited.
@@ -40,7 +41,7 @@ pub fn brief_of(
         articles.iter().filter(|a| a.summary.is_some()).collect();
     let model = ctx.catalog.profile.brief.clone();
     if summarized.is_empty() {
-        cancel(ctx, &model, early);
+        cancel(ctx, &model, tickets_of(early));
         return Ok(None);
     }
     let sources: Vec<BriefSource> = summarized
@@ -94,32 +95,27 @@ pub fn submit_ready_stories(
     articles: &[ArticleOutcome],
     summaries: &[SoFar],
 ) -> Vec<EarlyParagraph> {
-    let known: Vec<Option<Option<String>>> = summaries
-        .iter()
-        .map(|s| {
-            s.as_ref()
-                .map(|r| r.as_ref().ok().and_then(|g| g.text.clone()))
-        })
-        .collect();
-    submit_stories(ctx, articles, &known).unwrap_or_else(|e| {
+    submit_stories(ctx, articles, summaries).unwrap_or_else(|e| {
         tracing::debug!("no brief paragraph queued early: {}", e.in_words());
         Vec::new()
     })
 }
 
-/// `submit_ready_stories` on the summaries' texts (`Some(None)`: an article without one).
 fn submit_stories(
     ctx: &mut Context,
     articles: &[ArticleOutcome],
-    summaries: &[Option<Option<String>>],
+    summaries: &[SoFar],
 ) -> Result<Vec<EarlyParagraph>> {
+    // the articles expected in the brief, each with its summary when it is in
     let expected: Vec<(usize, Option<&String>)> = summaries
         .iter()
         .enumerate()
         .filter_map(|(i, s)| match s {
             None => Some((i, None)),
-            Some(Some(text)) => Some((i, Some(text))),
-            Some(None) => None,
+            Some(Ok(Grounded {
+                text: Some(text), ..
+            })) => Some((i, Some(text))),
+            Some(_) => None,
         })
         .collect();
     let sources: Vec<BriefSource> = expected
@@ -130,11 +126,7 @@ fn submit_stories(
         })
         .collect();
     let model = ctx.catalog.profile.brief.clone();
-    let (stories, requests) = story_requests(ctx, &model, &sources)?;
-    let decoding = {
-        let manifest = ctx.catalog.model(&model)?;
-        ctx.decoding.resolve(manifest.decoding())
-    };
+    let (stories, requests, decoding) = story_requests(ctx, &model, &sources)?;
     let engine = ctx.registry.llm(&model)?;
     let mut early = Vec::new();
     for (members, request) in stories.iter().zip(requests) {
@@ -146,22 +138,29 @@ fn submit_stories(
     Ok(early)
 }
 
-/// Drops story paragraphs submitted early that the brief does not use.
-fn cancel(ctx: &mut Context, model: &str, early: Vec<EarlyParagraph>) {
+/// Drops story paragraphs queued that the brief does not use.
+fn cancel(ctx: &mut Context, model: &str, tickets: impl IntoIterator<Item = Ticket>) {
     if let Ok(engine) = ctx.registry.llm(model) {
-        for e in early {
-            engine.cancel(e.ticket);
+        for ticket in tickets {
+            engine.cancel(ticket);
         }
     }
 }
 
-/// The stories of `sources` ([`stories::group`]) and each one's paragraph request.
+fn tickets_of(early: Vec<EarlyParagraph>) -> impl Iterator<Item = Ticket> {
+    early.into_iter().map(|e| e.ticket)
+}
+
+/// The stories of `sources` ([`stories::group`]), each one's paragraph request, and the
+/// model's decoding.
 fn story_requests(
     ctx: &mut Context,
     model: &str,
     sources: &[BriefSource],
-) -> Result<(Vec<Vec<usize>>, Vec<Request>)> {
-    let task = ctx.catalog.model(model)?.generation.brief;
+) -> Result<(Vec<Vec<usize>>, Vec<Request>, Decoding)> {
+    let manifest = ctx.catalog.model(model)?;
+    let task = manifest.generation.brief;
+    let decoding = ctx.decoding.resolve(manifest.decoding());
     let headlines: Vec<&str> = sources.iter().map(|s| s.title.as_str()).collect();
     let stories = stories::group(&headlines);
     let engine = ctx.registry.llm(model)?;
@@ -177,7 +176,7 @@ fn story_requests(
                 .for_task("brief"),
         );
     }
-    Ok((stories, requests))
+    Ok((stories, requests, decoding))
 }
 
 /// The evidence of source `n` (1-based): its English text, title and summary, and its
@@ -284,14 +283,10 @@ pub fn write_brief(
     mut early: Vec<EarlyParagraph>,
     stage: &mut StageStats,
 ) -> Result<(String, Vec<Flag>)> {
-    let planned = story_requests(ctx, model, sources).and_then(|(stories, requests)| {
-        let manifest = ctx.catalog.model(model)?;
-        Ok((stories, requests, ctx.decoding.resolve(manifest.decoding())))
-    });
-    let (stories, requests, decoding) = match planned {
+    let (stories, requests, decoding) = match story_requests(ctx, model, sources) {
         Ok(planned) => planned,
         Err(e) => {
-            cancel(ctx, model, early);
+            cancel(ctx, model, tickets_of(early));
             return Err(e);
         }
     };
@@ -309,16 +304,13 @@ pub fn write_brief(
         {
             Ok(ticket) => tickets.push((ticket, false)),
             Err(e) => {
-                early.extend(tickets.iter().map(|&(ticket, _)| EarlyParagraph {
-                    request: request.clone(),
-                    ticket,
-                }));
-                cancel(ctx, model, early);
+                let queued = tickets.iter().map(|&(ticket, _)| ticket);
+                cancel(ctx, model, tickets_of(early).chain(queued));
                 return Err(e);
             }
         }
     }
-    cancel(ctx, model, early);
+    cancel(ctx, model, tickets_of(early));
     let engine = ctx.registry.llm(model)?;
     let mut results = Vec::with_capacity(tickets.len());
     for (k, &(ticket, was_early)) in tickets.iter().enumerate() {

@@ -29,24 +29,14 @@ pub struct Submitted {
     articles: Vec<usize>,
 }
 
-impl Submitted {
-    pub fn articles(&self) -> &[usize] {
-        &self.articles
-    }
-
-    pub fn ticket(&self) -> Ticket {
-        self.ticket
-    }
-}
-
 /// An article's summary as known so far: `None` while it is pending.
 pub type SoFar = Option<Result<Grounded>>;
 
-/// Summaries queued while other articles are still being translated: those articles, and
-/// their submission.
+/// Summaries queued while other articles are still being translated: those articles' ids,
+/// and their submission.
 pub struct Early {
-    articles: Vec<ArticleOutcome>,
-    submitted: Submitted,
+    ids: Vec<String>,
+    ticket: Ticket,
 }
 
 /// Queues the summaries of `done`, articles translated before the others; `None` when they
@@ -54,8 +44,8 @@ pub struct Early {
 pub fn submit_early(ctx: &mut Context, model: &str, done: &[ArticleOutcome]) -> Option<Early> {
     match submit(ctx, model, done, (0..done.len()).collect()) {
         Ok(submitted) => Some(Early {
-            articles: done.to_vec(),
-            submitted,
+            ids: done.iter().map(|a| a.id.clone()).collect(),
+            ticket: submitted.ticket,
         }),
         Err(e) => {
             tracing::debug!("summaries not queued early: {}", e.in_words());
@@ -80,24 +70,27 @@ pub fn summarize_queued(
     // the early articles' places among all the articles (by id)
     let early = early.and_then(|e| {
         let place: Option<Vec<usize>> = e
-            .articles
+            .ids
             .iter()
-            .map(|d| articles.iter().position(|a| a.id == d.id))
+            .map(|id| articles.iter().position(|a| &a.id == id))
             .collect();
         if place.is_none() {
             if let Ok(engine) = ctx.registry.llm(model) {
-                engine.cancel(e.submitted.ticket);
+                engine.cancel(e.ticket);
             }
         }
-        Some((place?, e))
+        Some(Submitted {
+            ticket: e.ticket,
+            articles: place?,
+        })
     });
     let late: Vec<usize> = (0..articles.len())
-        .filter(|i| early.as_ref().is_none_or(|(place, _)| !place.contains(i)))
+        .filter(|i| early.as_ref().is_none_or(|e| !e.articles.contains(i)))
         .collect();
     let late = submit(ctx, model, articles, late.clone()).map_err(|e| (late, e));
-    if let Some((place, e)) = early {
-        for (k, result) in collect(ctx, model, &e.articles, e.submitted, stage, bar) {
-            summaries[place[k]] = Some(result);
+    if let Some(submitted) = early {
+        for (i, result) in collect(ctx, model, articles, submitted, stage, bar) {
+            summaries[i] = Some(result);
         }
     }
     between(ctx, &summaries);
@@ -113,10 +106,8 @@ pub fn summarize_queued(
                 "the summaries could not be queued ({}); summarizing article by article",
                 e.in_words()
             );
-            for i in which {
-                let one = std::slice::from_ref(&articles[i]);
-                summaries[i] =
-                    Some(summarize_all(ctx, model, one, stage, bar).and_then(|mut r| r.remove(0)));
+            for (i, result) in each_alone(ctx, model, articles, &which, stage, bar) {
+                summaries[i] = Some(result);
             }
         }
         Err((which, e)) => {
@@ -182,18 +173,29 @@ pub fn collect(
                 "the summary batch failed ({}); summarizing article by article",
                 e.in_words()
             );
-            submitted
-                .articles
-                .iter()
-                .map(|&i| {
-                    let one = std::slice::from_ref(&articles[i]);
-                    let result =
-                        summarize_all(ctx, model, one, stage, bar).and_then(|mut r| r.remove(0));
-                    (i, result)
-                })
-                .collect()
+            each_alone(ctx, model, articles, &submitted.articles, stage, bar)
         }
     }
+}
+
+/// The summary of each `articles[i]`, `i` in `which`, decoded on its own, so that only an
+/// article that still fails is lost.
+fn each_alone(
+    ctx: &mut Context,
+    model: &str,
+    articles: &[ArticleOutcome],
+    which: &[usize],
+    stage: &mut StageStats,
+    bar: &StageBar,
+) -> Vec<(usize, Result<Grounded>)> {
+    which
+        .iter()
+        .map(|&i| {
+            let one = std::slice::from_ref(&articles[i]);
+            let result = summarize_all(ctx, model, one, stage, bar).and_then(|mut r| r.remove(0));
+            (i, result)
+        })
+        .collect()
 }
 
 /// The summary prompts of `articles`, each with its new-token budget, and the model's
