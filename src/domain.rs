@@ -241,6 +241,12 @@ pub struct StageStats {
     pub batches: usize,
     pub largest_batch: usize,
     pub decode_steps: usize,
+    /// Draft tokens (prompt lookup) checked in those passes, and those the model chose too:
+    /// each accepted one is a token decoded without a pass of its own.
+    #[serde(default)]
+    pub draft_tokens: usize,
+    #[serde(default)]
+    pub accepted_draft_tokens: usize,
 }
 
 impl StageStats {

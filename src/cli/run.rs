@@ -160,8 +160,16 @@ pub fn run(
 
 pub fn print_stages(stages: &[StageStats]) {
     eprintln!(
-        "{:<32} {:>6} {:>9} {:>9} {:>11} {:>9} {:>10} {:>6}",
-        "stage", "items", "wall s", "input tok", "prefill/s", "new tok", "decode/s", "batch"
+        "{:<32} {:>6} {:>9} {:>9} {:>11} {:>9} {:>10} {:>6} {:>11}",
+        "stage",
+        "items",
+        "wall s",
+        "input tok",
+        "prefill/s",
+        "new tok",
+        "decode/s",
+        "batch",
+        "drafts kept"
     );
     for s in stages {
         let batch = if s.largest_batch > 0 {
@@ -169,8 +177,13 @@ pub fn print_stages(stages: &[StageStats]) {
         } else {
             String::new()
         };
+        let drafts = if s.draft_tokens > 0 {
+            format!("{}/{}", s.accepted_draft_tokens, s.draft_tokens)
+        } else {
+            String::new()
+        };
         eprintln!(
-            "{:<32} {:>6} {:>9.1} {:>9} {:>11.1} {:>9} {:>10.1} {:>6}",
+            "{:<32} {:>6} {:>9.1} {:>9} {:>11.1} {:>9} {:>10.1} {:>6} {:>11}",
             s.name,
             s.items,
             s.wall_s,
@@ -178,7 +191,8 @@ pub fn print_stages(stages: &[StageStats]) {
             s.prefill_tokens_per_s,
             s.generated_tokens,
             s.decode_tokens_per_s,
-            batch
+            batch,
+            drafts
         );
     }
 }

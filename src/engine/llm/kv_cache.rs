@@ -15,8 +15,10 @@ use crate::error::{Error, Result};
 pub struct KvCache {
     pub(crate) layers: Vec<Option<(Tensor, Tensor)>>,
     pub(crate) len: usize,
-    /// Batch caches: the slots of the rows the next step decodes, in the order of its inputs.
-    pub(crate) live: Option<Vec<usize>>,
+    /// Batch caches: the slot of each row the next step decodes and the position its input
+    /// goes to, in the order of the step's inputs. A slot may hold several consecutive rows: a
+    /// sequence's next token and the draft tokens after it, checked in one step.
+    pub(crate) live: Option<Vec<(usize, usize)>>,
     /// Batch caches: each slot's filled length.
     lens: Vec<usize>,
 }
@@ -57,19 +59,16 @@ impl KvCache {
         Ok(())
     }
 
-    pub(crate) fn live(&self) -> Option<&[usize]> {
+    pub(crate) fn live(&self) -> Option<&[(usize, usize)]> {
         self.live.as_deref()
     }
 
-    /// A batch step's `(slot, filled length + new)` per live row: what each attends over once
-    /// its `new` positions are appended.
+    /// A batch step's `(slot, position + new)` per live row: what each attends over once its
+    /// `new` positions are written (the positions before its own, drafts of this step
+    /// included, and its own).
     pub(crate) fn spans(&self, new: usize) -> Option<Vec<(usize, usize)>> {
         let live = self.live.as_ref()?;
-        Some(
-            live.iter()
-                .map(|&slot| (slot, self.lens[slot] + new))
-                .collect(),
-        )
+        Some(live.iter().map(|&(slot, at)| (slot, at + new)).collect())
     }
 
     /// An empty batch cache of `slots` slots of `capacity` positions each, to be filled slot by
@@ -140,9 +139,16 @@ impl KvCache {
         Ok(())
     }
 
-    /// The rows the next decoding step runs, by slot, in the order of its inputs.
-    pub fn set_live(&mut self, slots: &[usize]) {
-        self.live = Some(slots.to_vec());
+    /// The rows the next decoding step runs, as `(slot, position)`, in the order of its
+    /// inputs.
+    pub fn set_live(&mut self, rows: &[(usize, usize)]) {
+        self.live = Some(rows.to_vec());
+    }
+
+    /// Keeps the first `len` positions of `slot`: a step wrote drafts past what was
+    /// accepted, and the next step writes over them.
+    pub fn keep(&mut self, slot: usize, len: usize) {
+        self.lens[slot] = self.lens[slot].min(len);
     }
 
     /// Adds `k`, `v` (`[rows, kv heads, seq, head dim]`) after the filled slots of `layer` and
@@ -166,15 +172,14 @@ impl KvCache {
                     "a step's rows are not the cache's live rows",
                 ));
             }
-            for (i, &slot) in live.iter().enumerate() {
-                let len = self.lens[slot];
-                if len + new > kb.dim(2)? {
+            for (i, &(slot, at)) in live.iter().enumerate() {
+                if at + new > kb.dim(2)? {
                     return Err(Error::model("qwen2", "batch KV cache is full"));
                 }
                 kb.narrow(0, slot, 1)?
-                    .slice_set(&k.narrow(0, i, 1)?.contiguous()?, 2, len)?;
+                    .slice_set(&k.narrow(0, i, 1)?.contiguous()?, 2, at)?;
                 vb.narrow(0, slot, 1)?
-                    .slice_set(&v.narrow(0, i, 1)?.contiguous()?, 2, len)?;
+                    .slice_set(&v.narrow(0, i, 1)?.contiguous()?, 2, at)?;
             }
             return Ok((kb.clone(), vb.clone()));
         }
@@ -189,8 +194,8 @@ impl KvCache {
     /// Counts `n` new positions: of every live row in a batch cache, else of the one row.
     pub(crate) fn advance(&mut self, n: usize) {
         if let Some(live) = &self.live {
-            for &slot in live {
-                self.lens[slot] += n;
+            for &(slot, at) in live {
+                self.lens[slot] = self.lens[slot].max(at + n);
             }
             return;
         }

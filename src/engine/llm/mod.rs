@@ -4,6 +4,7 @@
 //! `general.architecture`.
 
 pub mod attention;
+mod draft;
 pub mod family;
 pub mod gguf;
 pub mod kv_cache;
@@ -166,8 +167,12 @@ pub struct BatchTimings {
     /// decoded in one step.
     pub batches: usize,
     pub largest_batch: usize,
-    /// Forward passes of the decoding loops (each advances every live row by one token).
+    /// Forward passes of the decoding loops (each advances every live row by one token, and
+    /// by each draft token kept).
     pub steps: usize,
+    /// Draft tokens checked in those steps, and kept.
+    pub drafted: usize,
+    pub accepted: usize,
 }
 
 impl Generation {
@@ -187,6 +192,8 @@ impl BatchTimings {
             self.largest_batch,
             self.steps,
         );
+        stage.draft_tokens += self.drafted;
+        stage.accepted_draft_tokens += self.accepted;
     }
 }
 
@@ -228,6 +235,8 @@ pub struct LlmEngine {
     templates: minijinja::Environment<'static>,
     /// Rows decoded together at most.
     batch_rows: usize,
+    /// Rows a decoding step fills with draft tokens (none at 0 or 1).
+    draft_step_rows: usize,
     /// KV-cache bytes one batch may hold.
     kv_budget_bytes: usize,
     /// The last prompt prefilled and its keys and values. Prompts that share a prefix with it
@@ -289,6 +298,7 @@ impl LlmEngine {
             stop_ids,
             templates,
             batch_rows: settings.batch_rows.max(1),
+            draft_step_rows: schedule::DRAFT_STEP_ROWS,
             kv_budget_bytes: settings.kv_budget_bytes.max(1),
             cached: Vec::new(),
             prefix_cache,
@@ -426,6 +436,12 @@ impl LlmEngine {
 
     pub fn set_batch_rows(&mut self, rows: usize) {
         self.batch_rows = rows.max(1);
+    }
+
+    /// Rows a decoding step fills with draft tokens while its sequences leave room (0: no
+    /// drafts). Drafts change no token, only how many steps decoding takes.
+    pub fn set_draft_step_rows(&mut self, rows: usize) {
+        self.draft_step_rows = rows;
     }
 
     /// Generates an answer to `messages` on its own.
