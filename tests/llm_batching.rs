@@ -165,6 +165,15 @@ fn engine(dir: &Path) -> LlmEngine {
     engine_from(&[dir.join("tiny.gguf")])
 }
 
+/// The reference the batched engines are held to: one prompt at a time, one token a step
+/// (no draft tokens).
+fn engine_alone(dir: &Path) -> LlmEngine {
+    let mut alone = engine(dir);
+    alone.set_batch_rows(1);
+    alone.set_draft_step_rows(0);
+    alone
+}
+
 /// The tiny model with up to 32 rows and KV room for `positions` positions in all.
 fn engine_with_kv_room(dir: &Path, positions: usize) -> LlmEngine {
     let settings = ChatSettings {
@@ -214,8 +223,7 @@ fn batched_greedy_tokens_equal_one_at_a_time() {
     write_model(dir.path());
     let prompts = prompts();
 
-    let mut alone = engine(dir.path());
-    alone.set_batch_rows(1);
+    let mut alone = engine_alone(dir.path());
     let (one, t1) = alone
         .generate_from_ids(&prompts, GREEDY, &mut |_| {})
         .unwrap();
@@ -254,15 +262,16 @@ fn a_finished_row_is_refilled_at_the_next_step() {
         .iter()
         .map(|&(first, budget)| ((first..first + 9).collect(), budget))
         .collect();
-    let mut alone = engine(dir.path());
+    let mut alone = engine_alone(dir.path());
     alone.set_ignore_stops(true);
-    alone.set_batch_rows(1);
     let (one, _) = alone
         .generate_from_ids(&prompts, GREEDY, &mut |_| {})
         .unwrap();
     let mut two = engine(dir.path());
     two.set_ignore_stops(true);
     two.set_batch_rows(2);
+    // one token a step, so the steps count tokens
+    two.set_draft_step_rows(0);
     let mut order = Vec::new();
     let (many, t) = two
         .generate_from_ids(&prompts, GREEDY, &mut |i| order.push(i))
@@ -298,8 +307,7 @@ fn shared_prefix_candidates_decode_as_alone_in_any_mix() {
             seed,
         }));
     }
-    let mut alone = engine(dir.path());
-    alone.set_batch_rows(1);
+    let mut alone = engine_alone(dir.path());
     let (one, _) = alone
         .generate_sampled_from_ids(&prompts, &sampling, GREEDY, &mut |_| {})
         .unwrap();
@@ -341,8 +349,7 @@ fn batches_stay_within_the_kv_budget_and_a_request_over_it_fails_alone() {
     let dir = tempfile::tempdir().unwrap();
     write_model(dir.path());
     let mut prompts = prompts();
-    let mut alone = engine(dir.path());
-    alone.set_batch_rows(1);
+    let mut alone = engine_alone(dir.path());
     let (one, _) = alone
         .generate_from_ids(&prompts, GREEDY, &mut |_| {})
         .unwrap();
@@ -545,9 +552,8 @@ fn submitted_prompts_decode_beside_later_calls_as_alone() {
     // 50 + 40 positions, where the first batch was sized for 10 + 30
     let long: Vec<(Vec<u32>, usize)> = (0..3).map(|i| prompt(200 + 7 * i, 50, 40)).collect();
 
-    let mut alone = engine(dir.path());
+    let mut alone = engine_alone(dir.path());
     alone.set_ignore_stops(true);
-    alone.set_batch_rows(1);
     let mut expected = Vec::new();
     for set in [&submitted, &short, &long] {
         let (r, _) = alone.generate_from_ids(set, GREEDY, &mut |_| {}).unwrap();
@@ -558,6 +564,8 @@ fn submitted_prompts_decode_beside_later_calls_as_alone() {
     // positions leave room for 22 slots of 93, so the cache is made again around 4 running rows
     let mut queued = engine_with_kv_room(dir.path(), 2048);
     queued.set_ignore_stops(true);
+    // one token a step, so the steps count tokens
+    queued.set_draft_step_rows(0);
     let ticket = queued.submit_ids(&submitted, GREEDY);
     let (short_out, ts) = queued
         .generate_from_ids(&short, GREEDY, &mut |_| {})
@@ -633,13 +641,73 @@ fn the_cache_gives_short_prompts_more_slots_after_long_ones() {
         t_short.largest_batch, 8,
         "the short prompts decode together"
     );
-    let mut alone = self::engine(dir.path());
+    let mut alone = engine_alone(dir.path());
     alone.set_ignore_stops(true);
-    alone.set_batch_rows(1);
     let (expected, _) = alone
         .generate_from_ids(&short, GREEDY, &mut |_| {})
         .unwrap();
     for (a, b) in expected.iter().zip(&short_out) {
         assert_eq!(a.as_ref().unwrap().ids, b.as_ref().unwrap().ids);
+    }
+}
+
+/// Draft tokens (prompt lookup, checked in a step's spare rows) change nothing: every row's
+/// tokens, log-probabilities and entropies are bit-identical to decoding one token a step,
+/// greedy and sampled, with rows refilled, at any row count and draft room; a row never
+/// passes its budget; and drafts were both kept and rejected, so both paths ran.
+#[test]
+fn draft_tokens_change_no_token_logprob_or_entropy() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path());
+    let mut prompts = prompts();
+    // prompts the tiny model answers with repeated tokens (39 × 15, 454 × 8, "146 354 100"
+    // thrice), which the lookup guesses from the tokens already generated
+    for token in [6, 16, 17] {
+        prompts.push((vec![token; 12], 30));
+    }
+    let mut sampling = vec![None; prompts.len()];
+    for (i, seed) in [(1, 5), (4, 6), (20, 7)] {
+        prompts.push(prompts[i].clone());
+        sampling.push(Some(Decoding {
+            temperature: 0.8,
+            top_p: 0.95,
+            seed,
+        }));
+    }
+    for ignore_stops in [false, true] {
+        let mut alone = engine_alone(dir.path());
+        alone.set_ignore_stops(ignore_stops);
+        let (expected, t) = alone
+            .generate_sampled_from_ids(&prompts, &sampling, GREEDY, &mut |_| {})
+            .unwrap();
+        assert_eq!((t.drafted, t.accepted), (0, 0));
+        for (rows, draft_rows) in [(1, 8), (3, 8), (4, 16)] {
+            let mut drafting = engine(dir.path());
+            drafting.set_ignore_stops(ignore_stops);
+            drafting.set_batch_rows(rows);
+            drafting.set_draft_step_rows(draft_rows);
+            let (got, t) = drafting
+                .generate_sampled_from_ids(&prompts, &sampling, GREEDY, &mut |_| {})
+                .unwrap();
+            let case =
+                format!("{rows} rows, {draft_rows} with drafts, stops ignored {ignore_stops}");
+            for (i, (a, b)) in expected.iter().zip(&got).enumerate() {
+                let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+                assert_eq!(a.ids, b.ids, "prompt {i}, {case}");
+                assert_eq!(a.finish, b.finish, "prompt {i}, {case}");
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&a.logprobs), bits(&b.logprobs), "prompt {i}, {case}");
+                assert_eq!(bits(&a.entropies), bits(&b.entropies), "prompt {i}, {case}");
+                if ignore_stops {
+                    assert_eq!(b.new_tokens, prompts[i].1, "prompt {i}, {case}");
+                }
+            }
+            assert!(
+                t.accepted > 0 && t.accepted < t.drafted,
+                "{case}: {} of {} drafts kept",
+                t.accepted,
+                t.drafted
+            );
+        }
     }
 }
