@@ -701,16 +701,20 @@ fn run_section(run: &RunRecord) -> String {
     }
     html.push_str("</tbody></table>\n<h3>Stages</h3>\n<table><thead><tr><th scope=\"col\">Stage</th><th scope=\"col\">Items</th><th scope=\"col\">Wall s</th><th scope=\"col\">Prefill tok/s</th><th scope=\"col\">Decode tok/s</th><th scope=\"col\">Largest batch</th><th scope=\"col\">Draft tokens kept</th></tr></thead><tbody>\n");
     for s in &run.stages {
+        let drafts_kept = if s.draft_tokens > 0 {
+            format!("{} of {}", s.accepted_draft_tokens, s.draft_tokens)
+        } else {
+            String::new()
+        };
         html.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.0}</td><td>{:.1}</td><td>{}</td><td>{} of {}</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.0}</td><td>{:.1}</td><td>{}</td><td>{}</td></tr>\n",
             escape(&s.name),
             s.items,
             s.wall_s,
             s.prefill_tokens_per_s,
             s.decode_tokens_per_s,
             s.largest_batch,
-            s.accepted_draft_tokens,
-            s.draft_tokens
+            drafts_kept
         ));
     }
     html.push_str("</tbody></table>\n</details>\n</section>\n");

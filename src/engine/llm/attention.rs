@@ -1,5 +1,5 @@
-//! Attention of one new query per sequence over that sequence's cached keys and values, on
-//! the CPU.
+//! Attention of one new query per row over the cached keys and values of its slot up to its
+//! own position, on the CPU.
 //!
 //! Written here because candle's general path (two batched f32 GEMMs, a scale and a softmax,
 //! each a separate pass with its own buffers) took 15 ms of a 66 ms decoding step at a

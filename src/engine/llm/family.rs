@@ -25,6 +25,7 @@ pub trait CausalLm: Send {
     fn streamed_bytes(&self) -> usize;
     /// Logits of the last of `ids`, run after the positions already in `cache`: `[1, vocab]`.
     fn prefill(&self, ids: &[u32], cache: &mut KvCache) -> Result<Tensor>;
-    /// One step: `ids[r]` is row r's newest token at `positions[r]`; `[rows, vocab]`.
+    /// One step: `ids[r]` is row r's input token (a sequence's newest or a draft) at
+    /// `positions[r]` of its slot; `[rows, vocab]`.
     fn decode_step(&self, ids: &[u32], positions: &[u32], cache: &mut KvCache) -> Result<Tensor>;
 }

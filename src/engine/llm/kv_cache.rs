@@ -151,8 +151,9 @@ impl KvCache {
         self.lens[slot] = self.lens[slot].min(len);
     }
 
-    /// Adds `k`, `v` (`[rows, kv heads, seq, head dim]`) after the filled slots of `layer` and
-    /// returns the layer's filled keys and values, the new ones included.
+    /// Adds `k`, `v` (`[rows, kv heads, seq, head dim]`) to `layer`: in a batch cache at each
+    /// live row's slot and position, else after the filled positions; returns the layer's
+    /// keys and values, the new ones included.
     pub(crate) fn append(
         &mut self,
         layer: usize,
@@ -161,7 +162,7 @@ impl KvCache {
     ) -> Result<(Tensor, Tensor)> {
         let slot = &mut self.layers[layer];
         if let Some(live) = &self.live {
-            // each row's new position goes after its own filled ones, in its own slot
+            // each row's new position goes where `live` puts it, in its slot
             let (kb, vb) = slot
                 .as_ref()
                 .ok_or_else(|| Error::model("qwen2", "empty batch KV cache"))?;

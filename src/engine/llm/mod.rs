@@ -163,8 +163,8 @@ pub struct RecordedPrompt {
 pub struct BatchTimings {
     pub prefill: Duration,
     pub decode: Duration,
-    /// Decoding batches run (one per call: rows join as others finish), and the most rows
-    /// decoded in one step.
+    /// Decoding batches run (one per call: rows join as others finish), and the most
+    /// sequences decoded in one step (draft rows not counted).
     pub batches: usize,
     pub largest_batch: usize,
     /// Forward passes of the decoding loops (each advances every live row by one token, and
@@ -235,7 +235,8 @@ pub struct LlmEngine {
     templates: minijinja::Environment<'static>,
     /// Rows decoded together at most.
     batch_rows: usize,
-    /// Rows a decoding step fills with draft tokens (none at 0 or 1).
+    /// Rows of a decoding step, its sequences' own included, up to which drafts fill it
+    /// (none at 0 or 1).
     draft_step_rows: usize,
     /// KV-cache bytes one batch may hold.
     kv_budget_bytes: usize,

@@ -186,8 +186,9 @@ impl Qwen2 {
     }
 
     /// One decoding step for a batch cache (`KvCache::batch`) whose live rows are set: `ids[r]`
-    /// is row r's newest token and `positions[r]` its position in that row's own sequence
-    /// (each row has a slot of its own). Returns `[rows, vocab]`.
+    /// is row r's input token (a sequence's newest, or a draft after it) and `positions[r]`
+    /// its position in its slot's sequence (a slot may hold several consecutive rows).
+    /// Returns `[rows, vocab]`.
     pub fn decode_step(
         &self,
         ids: &[u32],

@@ -4,9 +4,9 @@
 //! step, and the slot of a row that finishes takes the next waiting prompt before the next
 //! step. Submissions of later stages join the steps of an earlier stage's call (a summary
 //! beside the translation of another article), and rows still decoding when a call has its
-//! own results stay in the queue for the next call. While a step has fewer than
-//! `DRAFT_STEP_ROWS` rows, the spare rows check draft tokens (`draft`): a row may keep
-//! several tokens from one pass.
+//! own results stay in the queue for the next call. While a step has fewer rows than the
+//! engine's draft room (`DRAFT_STEP_ROWS` by default), the spare rows check draft tokens
+//! (`draft`): a row may keep several tokens from one pass.
 //!
 //! A row's result equals its batch-1 result bit for bit, whatever rows it shares steps with,
 //! whenever it joins and whatever drafts it checks: the quantized projections (`qweight`)
@@ -347,8 +347,8 @@ impl LlmEngine {
     }
 
     /// One forward pass for every running row, then each takes its next token. Rows also
-    /// check draft tokens (`draft`) in the same pass while the step has fewer than
-    /// `DRAFT_STEP_ROWS` rows: a row's draft tokens go to consecutive positions of its slot,
+    /// check draft tokens (`draft`) in the same pass while the step has fewer rows than the
+    /// engine's draft room: a row's draft tokens go to consecutive positions of its slot,
     /// and each one the model itself chooses is kept, with the token after it, so a row may
     /// advance several tokens in one step. Every kept token is the one decoding without
     /// drafts chooses, from bit-identical logits (each draft row is computed as a row of its
@@ -394,13 +394,24 @@ impl LlmEngine {
             first += n;
         }
         let mut rows = std::mem::take(&mut batch.running);
-        let tickets: std::collections::BTreeSet<Ticket> =
-            rows.iter().map(|r| r.prepared.ticket).collect();
-        let tasks: std::collections::BTreeSet<&'static str> =
-            rows.iter().map(|r| r.prepared.task).collect();
-        let drafted: usize = rows.iter().map(|r| r.draft.len()).sum();
+        let owners: Vec<(Ticket, &'static str, usize)> = rows
+            .iter()
+            .map(|r| (r.prepared.ticket, r.prepared.task, r.draft.len()))
+            .collect();
         let sequences = rows.len();
         let accepted = self.take_tokens(&mut rows, ticket, on_done)?;
+        // each submission and task counts the step once, and its own rows' drafts
+        let mut tickets: BTreeMap<Ticket, (usize, usize)> = BTreeMap::new();
+        let mut tasks: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
+        for (&(t, task, drafted), kept) in owners.iter().zip(accepted) {
+            for counts in [
+                tickets.entry(t).or_default(),
+                tasks.entry(task).or_default(),
+            ] {
+                counts.0 += drafted;
+                counts.1 += kept;
+            }
+        }
         let batch = self.queue.batch.as_mut().expect("the batch is there");
         // rejected drafts wrote past what the rows kept; their next step writes over them
         for row in &rows {
@@ -409,20 +420,20 @@ impl LlmEngine {
         }
         batch.running = rows;
         let elapsed = started.elapsed();
-        let count = |t: &mut BatchTimings| {
+        let count = |t: &mut BatchTimings, (drafted, kept): (usize, usize)| {
             t.decode += elapsed;
             t.steps += 1;
             t.largest_batch = t.largest_batch.max(sequences);
             t.drafted += drafted;
-            t.accepted += accepted;
+            t.accepted += kept;
         };
-        for t in tickets {
+        for (t, counts) in tickets {
             if let Some(s) = self.queue.submissions.get_mut(&t) {
-                count(&mut s.timings);
+                count(&mut s.timings, counts);
             }
         }
-        for task in tasks {
-            count(self.queue.task_timings.entry(task).or_default());
+        for (task, counts) in tasks {
+            count(self.queue.task_timings.entry(task).or_default(), counts);
         }
         Ok(())
     }
@@ -430,16 +441,16 @@ impl LlmEngine {
     /// Each of `rows` takes its next token from its logits, and the tokens after it that its
     /// drafts guessed right; a row that ends is finished (kept in the store, its result
     /// settled, its slot freed; reported to `on_done` when it is `ticket`'s) and leaves
-    /// `rows`. Returns how many draft tokens were kept.
+    /// `rows`. Returns how many draft tokens each row kept, in the order of `rows`.
     fn take_tokens(
         &mut self,
         rows: &mut Vec<Running>,
         ticket: Ticket,
         on_done: &mut dyn FnMut(usize),
-    ) -> Result<usize> {
+    ) -> Result<Vec<usize>> {
         let stops = (!self.ignore_stops).then_some(self.stop_ids.as_slice());
         let chains = choose_tokens(rows, stops);
-        let accepted = chains.iter().map(|c| c.len() - 1).sum();
+        let accepted = chains.iter().map(|c| c.len() - 1).collect();
         let mut still = Vec::with_capacity(rows.len());
         for (mut row, chain) in rows.drain(..).zip(chains) {
             let finish = chain
@@ -532,9 +543,9 @@ fn choose_tokens(rows: &mut [Running], stops: Option<&[u32]>) -> Vec<Vec<Choice>
                 logprob,
                 entropy,
             });
-            let ends = stops.is_some_and(|s| s.contains(&token))
-                || row.generated.len() + chain.len() >= row.prepared.budget;
-            if ends || row.draft.get(j) != Some(&token) {
+            // a stop ends the row; the draft never reaches past the budget (`step`)
+            let stop = stops.is_some_and(|s| s.contains(&token));
+            if stop || row.draft.get(j) != Some(&token) {
                 break;
             }
         }
