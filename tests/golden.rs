@@ -561,8 +561,8 @@ fn later_stages_decode_beside_earlier_ones() {
 }
 
 /// Summaries and brief paragraphs repeat names, figures and phrases of their prompts, so
-/// prompt-lookup drafts give a good share of their tokens (a third of the summaries' and four
-/// fifths of the brief's on the AVX-512 machines); the tokens are the goldens either way.
+/// prompt-lookup drafts give a good share of their tokens (29% of the summaries' and 52% of
+/// the brief's on an AVX-512 Zen 5); the tokens are the goldens either way.
 #[test]
 fn summaries_and_the_brief_take_many_tokens_from_drafts() {
     let stages = sample_run().json["run"]["stages"].as_array().unwrap();
@@ -580,5 +580,5 @@ fn summaries_and_the_brief_take_many_tokens_from_drafts() {
         "summarize: {}",
         share("summarize")
     );
-    assert!(share("brief") > 0.4, "brief: {}", share("brief"));
+    assert!(share("brief") > 0.3, "brief: {}", share("brief"));
 }

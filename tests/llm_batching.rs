@@ -561,42 +561,55 @@ fn submitted_prompts_decode_beside_later_calls_as_alone() {
     }
 
     // KV room for 2,048 positions: 32 slots of 64 at first, then the long prompts' 90
-    // positions leave room for 22 slots of 93, so the cache is made again around 4 running rows
-    let mut queued = engine_with_kv_room(dir.path(), 2048);
-    queued.set_ignore_stops(true);
-    // one token a step, so the steps count tokens
-    queued.set_draft_step_rows(0);
-    let ticket = queued.submit_ids(&submitted, GREEDY);
-    let (short_out, ts) = queued
-        .generate_from_ids(&short, GREEDY, &mut |_| {})
-        .unwrap();
-    assert_eq!(
-        ts.largest_batch,
-        1 + submitted.len(),
-        "the submitted rows joined"
-    );
-    let (long_out, tl) = queued
-        .generate_from_ids(&long, GREEDY, &mut |_| {})
-        .unwrap();
-    assert_eq!(
-        tl.largest_batch,
-        long.len() + submitted.len(),
-        "the submitted rows still decoding beside the long ones"
-    );
-    let mut reported = Vec::new();
-    let (submitted_out, t) = queued.collect(ticket, &mut |i| reported.push(i)).unwrap();
-    assert_eq!(reported.len(), submitted.len(), "each reported once");
-    // its 29 steps after the prefill, all taken in the two calls: none left to collect
-    assert_eq!(t.steps, 29);
-    let got: Vec<Vec<u32>> = submitted_out
-        .into_iter()
-        .chain(short_out)
-        .chain(long_out)
-        .map(|g| g.unwrap().ids)
-        .collect();
-    assert_eq!(got, expected);
-    // a collected submission is gone
-    assert!(queued.collect(ticket, &mut |_| {}).is_err());
+    // positions leave room for 22 slots of 93, so the cache is made again around 4 running
+    // rows; one token a step (so the steps count tokens), then with drafts in up to 16 rows
+    for draft_rows in [0, 16] {
+        let mut queued = engine_with_kv_room(dir.path(), 2048);
+        queued.set_ignore_stops(true);
+        queued.set_draft_step_rows(draft_rows);
+        let ticket = queued.submit_ids(&submitted, GREEDY);
+        let (short_out, ts) = queued
+            .generate_from_ids(&short, GREEDY, &mut |_| {})
+            .unwrap();
+        assert_eq!(
+            ts.largest_batch,
+            1 + submitted.len(),
+            "the submitted rows joined"
+        );
+        let (long_out, tl) = queued
+            .generate_from_ids(&long, GREEDY, &mut |_| {})
+            .unwrap();
+        assert_eq!(
+            tl.largest_batch,
+            long.len() + submitted.len(),
+            "the submitted rows still decoding beside the long ones"
+        );
+        let mut reported = Vec::new();
+        let (submitted_out, t) = queued.collect(ticket, &mut |i| reported.push(i)).unwrap();
+        assert_eq!(reported.len(), submitted.len(), "each reported once");
+        if draft_rows > 0 {
+            // drafts written and rejected beside the regrown rows: the cache keeps what counts
+            assert!(
+                tl.drafted > tl.accepted,
+                "{} of {}",
+                tl.accepted,
+                tl.drafted
+            );
+        }
+        if draft_rows == 0 {
+            // its 29 steps after the prefill, all taken in the two calls: none left to collect
+            assert_eq!(t.steps, 29);
+        }
+        let got: Vec<Vec<u32>> = submitted_out
+            .into_iter()
+            .chain(short_out)
+            .chain(long_out)
+            .map(|g| g.unwrap().ids)
+            .collect();
+        assert_eq!(got, expected, "drafts in up to {draft_rows} rows");
+        // a collected submission is gone
+        assert!(queued.collect(ticket, &mut |_| {}).is_err());
+    }
 }
 
 /// A cancelled submission leaves the queue: the next call decodes only its own rows, and the
@@ -666,7 +679,7 @@ fn draft_tokens_change_no_token_logprob_or_entropy() {
         prompts.push((vec![token; 12], 30));
     }
     let mut sampling = vec![None; prompts.len()];
-    for (i, seed) in [(1, 5), (4, 6), (20, 7)] {
+    for (i, seed) in [(1, 5), (4, 6), (19, 7), (20, 8), (21, 9)] {
         prompts.push(prompts[i].clone());
         sampling.push(Some(Decoding {
             temperature: 0.8,
@@ -674,6 +687,7 @@ fn draft_tokens_change_no_token_logprob_or_entropy() {
             seed,
         }));
     }
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     for ignore_stops in [false, true] {
         let mut alone = engine_alone(dir.path());
         alone.set_ignore_stops(ignore_stops);
@@ -695,7 +709,6 @@ fn draft_tokens_change_no_token_logprob_or_entropy() {
                 let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
                 assert_eq!(a.ids, b.ids, "prompt {i}, {case}");
                 assert_eq!(a.finish, b.finish, "prompt {i}, {case}");
-                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&a.logprobs), bits(&b.logprobs), "prompt {i}, {case}");
                 assert_eq!(bits(&a.entropies), bits(&b.entropies), "prompt {i}, {case}");
                 if ignore_stops {
@@ -709,5 +722,28 @@ fn draft_tokens_change_no_token_logprob_or_entropy() {
                 t.drafted
             );
         }
+        // The sampled rows alone keep drafts too, drawing once per kept token as a step does
+        // (held to their own lone run: without their greedy siblings first, their prompts
+        // are prefilled whole rather than reused).
+        let sampled: Vec<usize> = (0..prompts.len())
+            .filter(|&i| sampling[i].is_some())
+            .collect();
+        let only: Vec<(Vec<u32>, usize)> = sampled.iter().map(|&i| prompts[i].clone()).collect();
+        let only_sampling: Vec<Option<Decoding>> = sampled.iter().map(|&i| sampling[i]).collect();
+        let (lone, _) = alone
+            .generate_sampled_from_ids(&only, &only_sampling, GREEDY, &mut |_| {})
+            .unwrap();
+        let mut drafting = engine(dir.path());
+        drafting.set_ignore_stops(ignore_stops);
+        drafting.set_batch_rows(2);
+        let (got, t) = drafting
+            .generate_sampled_from_ids(&only, &only_sampling, GREEDY, &mut |_| {})
+            .unwrap();
+        for (i, (a, b)) in lone.iter().zip(&got).enumerate() {
+            let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+            assert_eq!(a.ids, b.ids, "sampled prompt {i}");
+            assert_eq!(bits(&a.logprobs), bits(&b.logprobs), "sampled prompt {i}");
+        }
+        assert!(t.accepted > 0, "no sampled row kept a draft");
     }
 }
