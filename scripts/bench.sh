@@ -64,7 +64,7 @@ echo "bench: 6/8 crossbrief, decode throughput at $sizes rows" >&2
 
 echo "bench: 7/8 llama.cpp, decode throughput at $sizes sequences" >&2
 "$venv/bin/python" scripts/bench_llm.py --gguf "$gguf" --prompts "$out/prompts.jsonl" \
-  --mode sweep --sweep "$sizes" --new-tokens 64 --json >"$out/llama-sweep.json" 2>"$out/llama-sweep.log"
+  --mode sweep --sweep "$sizes" --new-tokens 64 >"$out/llama-sweep.json" 2>"$out/llama-sweep.log"
 
 python3 scripts/bench_report.py "$out" | tee "$out/report.md"
 
