@@ -388,6 +388,16 @@ fn brief_cites_its_sources() {
         !crossbrief::stages::brief::cite::cited_sources(brief).is_empty(),
         "the brief cites nothing: {brief}"
     );
+    // Every sentence names its source (a sentence ending in a quotation once lost its [1]).
+    for sentence in brief
+        .split("\n\n")
+        .flat_map(crossbrief::language::sentences::sentences)
+    {
+        assert!(
+            !crossbrief::stages::brief::cite::cited_sources(&sentence).is_empty(),
+            "uncited brief sentence: {sentence}"
+        );
+    }
     let md = std::fs::read_to_string(sample_run().out.join("brief.md")).unwrap();
     assert!(md.contains("## Sources"));
     for s in sources {

@@ -218,10 +218,13 @@ pub fn drop_unsupported_numbers(brief: &str, supported: &[f64]) -> (String, Vec<
     (paragraphs.join("\n\n"), flags)
 }
 
-/// A sentence without its final period, and that period.
+/// A sentence without its final period, and that period with any closing quotes after it
+/// (`worked on "beauti-computing."`: a citation placed after the quote would begin the next
+/// sentence, so it goes before the period).
 pub fn split_final_punctuation(sentence: &str) -> (&str, &str) {
     let trimmed = sentence.trim_end();
-    match trimmed.char_indices().last() {
+    let unquoted = trimmed.trim_end_matches(['"', '”', '»', '’', '\'']);
+    match unquoted.char_indices().last() {
         Some((i, '.' | '!' | '?')) => (&trimmed[..i], &trimmed[i..]),
         _ => (trimmed, ""),
     }
@@ -254,6 +257,17 @@ mod tests {
             &summaries,
         );
         assert!(grounded.ends_with("cloud giants [1]."), "{grounded}");
+        // A sentence ending in a quotation keeps its citation: after the quote it would begin
+        // the next sentence (the sample brief's "beauti-computing" sentence lost its [1]).
+        let summaries = vec!["Thomas built teams and worked on \"beauti-computing.\"".to_string()];
+        let (grounded, _) = ground(
+            "Thomas built teams and worked on \"beauti-computing.\" [1, 2] Markets rose.",
+            &summaries,
+        );
+        assert_eq!(
+            sentences(&grounded)[0],
+            "Thomas built teams and worked on \"beauti-computing [1].\""
+        );
     }
 
     #[test]
