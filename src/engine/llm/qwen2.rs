@@ -341,7 +341,12 @@ fn attend(
     let group = nh / nkv;
     let q = q.reshape((b, nkv, group * t, hd))?;
     let scale = 1.0 / (hd as f64).sqrt();
-    let scores = (q.matmul(&k.t()?)? * scale)?;
+    let scores = q.matmul(&k.t()?)?;
+    if mask.is_some() && scores.device().is_cpu() {
+        let probs = super::attention::causal_softmax(&scores, scale, t)?;
+        return Ok(probs.matmul(v)?.reshape((b, nh, t, hd))?);
+    }
+    let scores = (scores * scale)?;
     let scores = match mask {
         Some(mask) => scores
             .reshape((b, nkv, group, t, total))?

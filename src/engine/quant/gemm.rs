@@ -246,11 +246,6 @@ mod x86 {
         _mm512_set1_epi32((p as *const i32).read_unaligned())
     }
 
-    #[inline(always)]
-    unsafe fn bsum(block: *const u8, i: usize) -> i32 {
-        (block.add(Q8K_BSUMS + 2 * i) as *const i16).read_unaligned() as i32
-    }
-
     /// Dispatches `count` (1..=8) rows to the kernel compiled for that many.
     macro_rules! by_rows {
         ($kernel:ident, $count:expr, $($arg:expr),*) => {
@@ -292,6 +287,8 @@ mod x86 {
     /// `R` activation rows (`row_bytes` apart) times one tile column of a Q4K matrix into
     /// `out[i * n..][..16]`. Per output: for each superblock and sub-block in order,
     /// `acc += isum · (scale · d)` then `acc -= min · (d · bsum)`, as candle's tiles do.
+    // `sub` indexes the tile, the per-row sums and the prefetch addresses alike
+    #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     unsafe fn q4k_rows<const R: usize>(
         tiles: &[TileQ4K],
@@ -306,6 +303,15 @@ mod x86 {
             let blocks: [*const u8; R] =
                 std::array::from_fn(|i| act.add(i * row_bytes + b * Q8K_BYTES));
             let d: [f32; R] = std::array::from_fn(|i| *(blocks[i] as *const f32));
+            // d · (bsum 2s + bsum 2s + 1) for the 8 sub-blocks of each row, 8 lanes at once:
+            // the same integer sum, conversion and product the scalar form took per sub-block
+            let mut dsums = [[0f32; 8]; R];
+            for (i, dsum) in dsums.iter_mut().enumerate() {
+                let bsums = _mm256_loadu_si256(blocks[i].add(Q8K_BSUMS) as *const __m256i);
+                let pairs = _mm256_madd_epi16(bsums, _mm256_set1_epi16(1));
+                let products = _mm256_mul_ps(_mm256_cvtepi32_ps(pairs), _mm256_set1_ps(d[i]));
+                _mm256_storeu_ps(dsum.as_mut_ptr(), products);
+            }
             let next = (tile as *const TileQ4K).wrapping_add(1) as *const i8;
             for sub in 0..8 {
                 // the next tile's 48 cache lines, 6 per sub-block, while this one computes
@@ -326,13 +332,12 @@ mod x86 {
                 let scale = _mm512_loadu_ps(tile.scales[sub].as_ptr());
                 let min = _mm512_loadu_ps(tile.mins[sub].as_ptr());
                 for i in 0..R {
-                    let sums = (bsum(blocks[i], 2 * sub) + bsum(blocks[i], 2 * sub + 1)) as f32;
                     acc[i] = _mm512_fmadd_ps(
                         _mm512_cvtepi32_ps(isum[i]),
                         _mm512_mul_ps(scale, _mm512_set1_ps(d[i])),
                         acc[i],
                     );
-                    acc[i] = _mm512_fnmadd_ps(min, _mm512_set1_ps(d[i] * sums), acc[i]);
+                    acc[i] = _mm512_fnmadd_ps(min, _mm512_set1_ps(dsums[i][sub]), acc[i]);
                 }
             }
         }
@@ -342,6 +347,8 @@ mod x86 {
     }
 
     /// The same for a Q6K matrix: per sub-block, `acc += (isum − 32 · bsum) · (scale · d)`.
+    // `sub` indexes the tile, the per-row sums and the prefetch addresses alike
+    #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     unsafe fn q6k_rows<const R: usize>(
         tiles: &[TileQ6K],
@@ -355,13 +362,24 @@ mod x86 {
             let blocks: [*const u8; R] =
                 std::array::from_fn(|i| act.add(i * row_bytes + b * Q8K_BYTES));
             let d: [f32; R] = std::array::from_fn(|i| *(blocks[i] as *const f32));
+            // −32 · bsum per row and sub-block, where each integer sum starts: |isum| and
+            // |32 · bsum| stay below 2^24, so converting isum − 32 · bsum is exactly the float
+            // difference of the two converted values that candle's order forms
+            let mut offsets = [[0i32; 16]; R];
+            for (i, offset) in offsets.iter_mut().enumerate() {
+                let bsums = _mm256_loadu_si256(blocks[i].add(Q8K_BSUMS) as *const __m256i);
+                let times32 = _mm512_slli_epi32::<5>(_mm512_cvtepi16_epi32(bsums));
+                let negated = _mm512_sub_epi32(_mm512_setzero_si512(), times32);
+                _mm512_storeu_si512(offset.as_mut_ptr() as *mut _, negated);
+            }
             let next = (tile as *const TileQ6K).wrapping_add(1) as *const i8;
             for sub in 0..16 {
                 // the next tile's 80 cache lines, 5 per sub-block
                 for line in 0..5 {
                     _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add((sub * 5 + line) * 64));
                 }
-                let mut isum = [_mm512_setzero_si512(); R];
+                let mut isum: [__m512i; R] =
+                    std::array::from_fn(|i| _mm512_set1_epi32(offsets[i][sub]));
                 for g4 in 0..4 {
                     let w = _mm512_loadu_si512(tile.qs.as_ptr().add((sub * 4 + g4) * 64) as _);
                     for i in 0..R {
@@ -371,8 +389,7 @@ mod x86 {
                 }
                 let scale = _mm512_loadu_ps(tile.scales[sub].as_ptr());
                 for i in 0..R {
-                    let offset = _mm512_set1_ps(32.0 * bsum(blocks[i], sub) as f32);
-                    let f = _mm512_sub_ps(_mm512_cvtepi32_ps(isum[i]), offset);
+                    let f = _mm512_cvtepi32_ps(isum[i]);
                     acc[i] = _mm512_fmadd_ps(f, _mm512_mul_ps(scale, _mm512_set1_ps(d[i])), acc[i]);
                 }
             }
