@@ -66,60 +66,152 @@ pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, spans: &[(usize, usize)]) -> R
     Ok(Tensor::from_vec(out, (rows, heads, 1, hd), &Device::Cpu)?)
 }
 
-/// A prompt's attention weights on the CPU: softmax over the last axis of `scale · scores`
-/// with later positions hidden, where `scores` (`[.., rows, total]`) stacks rows whose query
-/// position is `row % t`, after `total - t` cached positions. The values are those of candle's
-/// `affine`, `broadcast_add` of the causal mask and `softmax_last_dim`, one pass each; here one
-/// pass per row on the CPU pool, with the exponentials 16 at a time.
-pub fn causal_softmax(scores: &Tensor, scale: f64, t: usize) -> Result<Tensor> {
+/// A prompt's attention on the CPU: `q` (`[b, kv heads, group · t, hd]`, the query heads that
+/// share a KV head stacked, query position `row % t`) over contiguous `k`, `v` (`[b, kv heads,
+/// total, hd]`, the last `t` positions the prompt's own), later positions hidden. `None` where
+/// the shapes or this machine call for candle's path.
+///
+/// The values are candle's: each (b, KV head) makes the very `gemm` calls candle's matmuls
+/// make (same sizes, strides and blocking), unthreaded, with the scale, causal mask and
+/// softmax of [`causal_softmax_row`] between them. The (b, KV head) pairs share the CPU pool:
+/// candle ran the matmuls on rayon's threads while the pool's own spun, and the softmax as
+/// three passes (6% of the sample run).
+pub fn prompt_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    t: usize,
+    scale: f64,
+) -> Result<Option<Tensor>> {
+    let (b, kv_heads, m, hd) = q.dims4()?;
+    let total = k.dim(2)?;
+    let pairs = b * kv_heads;
+    // one item per (b, KV head): more threads than that would sit idle, so candle's threads serve
+    if !q.device().is_cpu()
+        || t == 0
+        || total < t
+        || k.dims4()? != (b, kv_heads, total, hd)
+        || v.dims4()? != (b, kv_heads, total, hd)
+        || candle_core::utils::get_num_threads() > pairs
+    {
+        return Ok(None);
+    }
+    let q = q.contiguous()?;
+    let (q_store, q_layout) = q.storage_and_layout();
+    let (k_store, k_layout) = k.storage_and_layout();
+    let (v_store, v_layout) = v.storage_and_layout();
+    let (Storage::Cpu(q_cpu), Storage::Cpu(k_cpu), Storage::Cpu(v_cpu)) =
+        (&*q_store, &*k_store, &*v_store)
+    else {
+        return Ok(None);
+    };
+    let (Some((q0, _)), Some((k0, _)), Some((v0, _))) = (
+        q_layout.contiguous_offsets(),
+        k_layout.contiguous_offsets(),
+        v_layout.contiguous_offsets(),
+    ) else {
+        return Ok(None);
+    };
+    let (Ok(q_all), Ok(k_all), Ok(v_all)) = (
+        q_cpu.as_slice::<f32>(),
+        k_cpu.as_slice::<f32>(),
+        v_cpu.as_slice::<f32>(),
+    ) else {
+        return Ok(None);
+    };
+    let (q_all, k_all, v_all) = (&q_all[q0..], &k_all[k0..], &v_all[v0..]);
+    let mut out = vec![0f32; pairs * m * hd];
+    let out_ptr = out.as_mut_ptr() as usize;
+    let offset = total - t;
+    candle_core::utils::barrier_pool().execute_chunked(pairs, |items| {
+        let mut probs = vec![0f32; m * total];
+        for pair in items {
+            let q = &q_all[pair * m * hd..][..m * hd];
+            let k = &k_all[pair * total * hd..][..total * hd];
+            let v = &v_all[pair * total * hd..][..total * hd];
+            // SAFETY: each (b, KV head) writes only its own `m × hd` outputs.
+            let o = unsafe {
+                std::slice::from_raw_parts_mut((out_ptr as *mut f32).add(pair * m * hd), m * hd)
+            };
+            // scores = q · kᵀ, with the strides candle passes for `q.matmul(&k.t())`
+            // SAFETY: the slices hold the `m × hd`, `total × hd` and `m × total` values read
+            // and written at these strides.
+            unsafe {
+                gemm::gemm(
+                    m, total, hd,
+                    probs.as_mut_ptr(), 1, total as isize, false,
+                    q.as_ptr(), 1, hd as isize,
+                    k.as_ptr(), hd as isize, 1,
+                    0.0, 1.0, false, false, false,
+                    gemm::Parallelism::None,
+                )
+            };
+            for (r, row) in probs.chunks_exact_mut(total).enumerate() {
+                causal_softmax_row(row, scale, offset + r % t + 1);
+            }
+            // out = probs · v, as `probs.matmul(v)`
+            // SAFETY: as above, for `m × total`, `total × hd` and `m × hd`.
+            unsafe {
+                gemm::gemm(
+                    m, hd, total,
+                    o.as_mut_ptr(), 1, hd as isize, false,
+                    probs.as_ptr(), 1, total as isize,
+                    v.as_ptr(), 1, hd as isize,
+                    0.0, 1.0, false, false, false,
+                    gemm::Parallelism::None,
+                )
+            };
+        }
+    });
+    drop((q_store, k_store, v_store));
+    Ok(Some(Tensor::from_vec(out, (b, kv_heads, m, hd), &Device::Cpu)?))
+}
+
+/// One row of attention weights in place: `softmax(scale · row + mask)` with the positions from
+/// `visible` on hidden, as candle's `affine` (scale converted to f32, then `+ 0`),
+/// `broadcast_add` of the causal mask and `softmax_last_dim` (its own `vec_reduce_sum` for
+/// the total) give them.
+fn causal_softmax_row(row: &mut [f32], scale: f64, visible: usize) {
     use candle_core::cpu::kernels::VecOps;
+    let mul = scale as f32;
+    for (j, s) in row.iter_mut().enumerate() {
+        let mask = if j < visible { 0.0 } else { f32::NEG_INFINITY };
+        *s = (*s * mul + 0.0) + mask;
+    }
+    let mut max = f32::NEG_INFINITY;
+    // SAFETY: `row` holds `row.len()` values.
+    unsafe { f32::vec_reduce_max(row.as_ptr(), &mut max, row.len()) };
+    exp_less(row, max);
+    let mut sum = 0f32;
+    // SAFETY: as above.
+    unsafe { f32::vec_reduce_sum(row.as_ptr(), &mut sum, row.len()) };
+    for s in row.iter_mut() {
+        *s /= sum;
+    }
+}
+
+/// [`causal_softmax_row`] for every row of `scores` (`[.., rows, total]`, query position
+/// `row % t` after `total - t` cached positions) on the CPU pool: the prompt path where
+/// [`prompt_attention`] does not serve.
+pub fn causal_softmax(scores: &Tensor, scale: f64, t: usize) -> Result<Tensor> {
     let dims = scores.dims().to_vec();
     let total = *dims.last().unwrap_or(&0);
     if t == 0 || total < t {
-        return Err(Error::model(
-            "qwen2",
-            "attention scores shorter than the prompt",
-        ));
+        return Err(Error::model("qwen2", "attention scores shorter than the prompt"));
     }
     let offset = total - t;
     let rows = scores.elem_count() / total;
-    let (store, layout) = scores.storage_and_layout();
-    let Storage::Cpu(cpu) = &*store else {
-        return Err(Error::model("qwen2", "CPU softmax needs CPU scores"));
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        return Err(Error::model("qwen2", "attention scores are not contiguous"));
-    };
-    let all = &cpu.as_slice::<f32>()?[start..end];
-    // as candle's affine converts it
-    let mul = scale as f32;
-    let mut out = vec![0f32; rows * total];
+    let mut out = scores.flatten_all()?.to_vec1::<f32>()?;
     let out_ptr = out.as_mut_ptr() as usize;
     candle_core::utils::barrier_pool().execute_chunked(rows, |range| {
         for r in range {
-            let src = &all[r * total..][..total];
-            // SAFETY: each row writes only its own `total` outputs.
-            let dst = unsafe {
+            // SAFETY: each row writes only its own `total` values.
+            let row = unsafe {
                 std::slice::from_raw_parts_mut((out_ptr as *mut f32).add(r * total), total)
             };
-            let visible = offset + r % t + 1;
-            for (j, (d, s)) in dst.iter_mut().zip(src).enumerate() {
-                let mask = if j < visible { 0.0 } else { f32::NEG_INFINITY };
-                *d = (*s * mul + 0.0) + mask;
-            }
-            let mut max = f32::NEG_INFINITY;
-            // SAFETY: `dst` holds `total` values.
-            unsafe { f32::vec_reduce_max(dst.as_ptr(), &mut max, total) };
-            exp_less(dst, max);
-            let mut sum = 0f32;
-            // SAFETY: as above.
-            unsafe { f32::vec_reduce_sum(dst.as_ptr(), &mut sum, total) };
-            for d in dst.iter_mut() {
-                *d /= sum;
-            }
+            causal_softmax_row(row, scale, offset + r % t + 1);
         }
     });
-    drop(store);
     Ok(Tensor::from_vec(out, dims, &Device::Cpu)?)
 }
 
@@ -614,6 +706,46 @@ mod tests {
                     "t {t}, total {total}, spread {spread}"
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// Prompt attention gives the bits of candle's matmuls, scale, mask and softmax, for
+    /// prompts after a cached prefix and from the start.
+    #[test]
+    fn prompt_attention_is_candles() -> Result<()> {
+        let mut state = 9u64;
+        let (b, kv_heads, group, hd) = (2usize, 4usize, 6usize, 128usize);
+        for &(t, total) in &[(7usize, 7usize), (37, 100), (130, 530)] {
+            let tensor = |n: usize, shape: (usize, usize, usize, usize), state: &mut u64| {
+                Tensor::from_vec(random(n, state), shape, &Device::Cpu)
+            };
+            let q = tensor(b * kv_heads * group * t * hd, (b, kv_heads, group * t, hd), &mut state)?;
+            let k = tensor(b * kv_heads * total * hd, (b, kv_heads, total, hd), &mut state)?;
+            let v = tensor(b * kv_heads * total * hd, (b, kv_heads, total, hd), &mut state)?;
+            let k = (k * 4.0)?;
+            let scale = 1.0 / (hd as f64).sqrt();
+            let Some(ours) = prompt_attention(&q, &k, &v, t, scale)? else {
+                // more threads than (b, KV head) pairs: candle's path serves
+                assert!(candle_core::utils::get_num_threads() > b * kv_heads);
+                return Ok(());
+            };
+            let offset = total - t;
+            let mask: Vec<f32> = (0..t)
+                .flat_map(|i| {
+                    (0..total).map(move |j| if j > offset + i { f32::NEG_INFINITY } else { 0.0 })
+                })
+                .collect();
+            let mask = Tensor::from_vec(mask, (t, total), &Device::Cpu)?;
+            let scores = (q.matmul(&k.t()?)? * scale)?
+                .reshape((b, kv_heads, group, t, total))?
+                .broadcast_add(&mask)?
+                .reshape((b, kv_heads, group * t, total))?;
+            let theirs = candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v)?;
+            let bits = |x: &Tensor| -> Result<Vec<u32>> {
+                Ok(x.flatten_all()?.to_vec1::<f32>()?.iter().map(|v| v.to_bits()).collect())
+            };
+            assert_eq!(bits(&ours)?, bits(&theirs)?, "t {t}, total {total}");
         }
         Ok(())
     }

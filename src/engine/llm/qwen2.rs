@@ -341,6 +341,11 @@ fn attend(
     let group = nh / nkv;
     let q = q.reshape((b, nkv, group * t, hd))?;
     let scale = 1.0 / (hd as f64).sqrt();
+    if mask.is_some() {
+        if let Some(y) = super::attention::prompt_attention(&q, k, v, t, scale)? {
+            return Ok(y.reshape((b, nh, t, hd))?);
+        }
+    }
     let scores = q.matmul(&k.t()?)?;
     if mask.is_some() && scores.device().is_cpu() {
         let probs = super::attention::causal_softmax(&scores, scale, t)?;
