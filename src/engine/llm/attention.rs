@@ -138,11 +138,24 @@ pub fn prompt_attention(
             // and written at these strides.
             unsafe {
                 gemm::gemm(
-                    m, total, hd,
-                    probs.as_mut_ptr(), 1, total as isize, false,
-                    q.as_ptr(), 1, hd as isize,
-                    k.as_ptr(), hd as isize, 1,
-                    0.0, 1.0, false, false, false,
+                    m,
+                    total,
+                    hd,
+                    probs.as_mut_ptr(),
+                    1,
+                    total as isize,
+                    false,
+                    q.as_ptr(),
+                    1,
+                    hd as isize,
+                    k.as_ptr(),
+                    hd as isize,
+                    1,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
                     gemm::Parallelism::None,
                 )
             };
@@ -153,18 +166,35 @@ pub fn prompt_attention(
             // SAFETY: as above, for `m × total`, `total × hd` and `m × hd`.
             unsafe {
                 gemm::gemm(
-                    m, hd, total,
-                    o.as_mut_ptr(), 1, hd as isize, false,
-                    probs.as_ptr(), 1, total as isize,
-                    v.as_ptr(), 1, hd as isize,
-                    0.0, 1.0, false, false, false,
+                    m,
+                    hd,
+                    total,
+                    o.as_mut_ptr(),
+                    1,
+                    hd as isize,
+                    false,
+                    probs.as_ptr(),
+                    1,
+                    total as isize,
+                    v.as_ptr(),
+                    1,
+                    hd as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
                     gemm::Parallelism::None,
                 )
             };
         }
     });
     drop((q_store, k_store, v_store));
-    Ok(Some(Tensor::from_vec(out, (b, kv_heads, m, hd), &Device::Cpu)?))
+    Ok(Some(Tensor::from_vec(
+        out,
+        (b, kv_heads, m, hd),
+        &Device::Cpu,
+    )?))
 }
 
 /// One row of attention weights in place: `softmax(scale · row + mask)` with the positions from
@@ -181,7 +211,7 @@ fn causal_softmax_row(row: &mut [f32], scale: f64, visible: usize) {
     let mut max = f32::NEG_INFINITY;
     // SAFETY: `row` holds `row.len()` values.
     unsafe { f32::vec_reduce_max(row.as_ptr(), &mut max, row.len()) };
-    exp_less(row, max);
+    super::exp::exp_less(row, max);
     let mut sum = 0f32;
     // SAFETY: as above.
     unsafe { f32::vec_reduce_sum(row.as_ptr(), &mut sum, row.len()) };
@@ -197,7 +227,10 @@ pub fn causal_softmax(scores: &Tensor, scale: f64, t: usize) -> Result<Tensor> {
     let dims = scores.dims().to_vec();
     let total = *dims.last().unwrap_or(&0);
     if t == 0 || total < t {
-        return Err(Error::model("qwen2", "attention scores shorter than the prompt"));
+        return Err(Error::model(
+            "qwen2",
+            "attention scores shorter than the prompt",
+        ));
     }
     let offset = total - t;
     let rows = scores.elem_count() / total;
@@ -213,19 +246,6 @@ pub fn causal_softmax(scores: &Tensor, scale: f64, t: usize) -> Result<Tensor> {
         }
     });
     Ok(Tensor::from_vec(out, dims, &Device::Cpu)?)
-}
-
-/// `s = exp(s - max)` for each score, as `f32::exp` gives it.
-fn exp_less(scores: &mut [f32], max: f32) {
-    #[cfg(target_arch = "x86_64")]
-    if x86::available() {
-        // SAFETY: the feature was checked.
-        unsafe { x86::exp_less(scores, max) };
-        return;
-    }
-    for s in scores.iter_mut() {
-        *s = (*s - max).exp();
-    }
 }
 
 /// Softmax-weighted sums of `values` for the query heads in `queries` (`[group, hd]`) over
@@ -315,8 +335,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// same operations in the same order (so the same bits):
 /// - scores: 16 keys at once, each key's 32 running sums transposed so that their sequential
 ///   total is 31 vector adds, not 31 scalar adds a key;
-/// - numerators: glibc's `expf` (the FMA variant every AVX-512 CPU runs) evaluated 16 lanes at
-///   a time, step for step;
+/// - numerators: [`exp_less`](super::exp::exp_less), 16 lanes at a time;
 /// - weighted values: up to 8 heads' sums held in registers while each value row is read once.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
@@ -366,7 +385,7 @@ mod x86 {
         }
         for head in scores.chunks_exact_mut(slots) {
             let max = head.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            exp_less(head, max);
+            super::super::exp::exp_less(head, max);
         }
         // each head's total in slot order, the heads interleaved so that their adds overlap
         let mut totals = vec![0f32; group];
@@ -495,114 +514,6 @@ mod x86 {
             _mm512_storeu_ps(o.add(16), sum[1]);
         }
     }
-
-    /// `s = exp(s - max)` for each score, as `f32::exp` gives it.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn exp_less(scores: &mut [f32], max: f32) {
-        let max16 = _mm512_set1_ps(max);
-        let mut chunks = scores.chunks_exact_mut(16);
-        for chunk in &mut chunks {
-            let x = _mm512_sub_ps(_mm512_loadu_ps(chunk.as_ptr()), max16);
-            _mm512_storeu_ps(chunk.as_mut_ptr(), exp16(x));
-        }
-        for s in chunks.into_remainder() {
-            *s = (*s - max).exp();
-        }
-    }
-
-    /// glibc 2.28+'s `expf` (sysdeps/ieee754/flt-32/e_expf.c, the FMA build) on 16 lanes: in
-    /// double precision, `x · 32/ln 2 = k + r`, then `2^(k/32)` from a table times a cubic in
-    /// `r`. Lanes of magnitude 88 or more, or NaN, take `f32::exp` itself.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn exp16(x: __m512) -> __m512 {
-        let bits = _mm512_castps_si512(x);
-        let top = _mm512_and_si512(_mm512_srli_epi32::<20>(bits), _mm512_set1_epi32(0x7ff));
-        let special = _mm512_cmpgt_epi32_mask(top, _mm512_set1_epi32(0x42a));
-        let low = exp8(_mm512_cvtps_pd(_mm512_castps512_ps256(x)));
-        let high_half = _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(x));
-        let high = exp8(_mm512_cvtps_pd(_mm256_castpd_ps(high_half)));
-        let y = _mm512_insertf64x4::<1>(
-            _mm512_castpd256_pd512(_mm256_castps_pd(_mm512_cvtpd_ps(low))),
-            _mm256_castps_pd(_mm512_cvtpd_ps(high)),
-        );
-        let y = _mm512_castpd_ps(y);
-        if special == 0 {
-            return y;
-        }
-        let (mut xs, mut ys) = ([0f32; 16], [0f32; 16]);
-        _mm512_storeu_ps(xs.as_mut_ptr(), x);
-        _mm512_storeu_ps(ys.as_mut_ptr(), y);
-        for lane in 0..16 {
-            if special & (1 << lane) != 0 {
-                ys[lane] = xs[lane].exp();
-            }
-        }
-        _mm512_loadu_ps(ys.as_ptr())
-    }
-
-    /// `__exp2f_data.tab`: `bits(2^(i/32)) - (i << 47)`.
-    const TABLE: [u64; 32] = [
-        0x3ff0000000000000,
-        0x3fefd9b0d3158574,
-        0x3fefb5586cf9890f,
-        0x3fef9301d0125b51,
-        0x3fef72b83c7d517b,
-        0x3fef54873168b9aa,
-        0x3fef387a6e756238,
-        0x3fef1e9df51fdee1,
-        0x3fef06fe0a31b715,
-        0x3feef1a7373aa9cb,
-        0x3feedea64c123422,
-        0x3feece086061892d,
-        0x3feebfdad5362a27,
-        0x3feeb42b569d4f82,
-        0x3feeab07dd485429,
-        0x3feea47eb03a5585,
-        0x3feea09e667f3bcd,
-        0x3fee9f75e8ec5f74,
-        0x3feea11473eb0187,
-        0x3feea589994cce13,
-        0x3feeace5422aa0db,
-        0x3feeb737b0cdc5e5,
-        0x3feec49182a3f090,
-        0x3feed503b23e255d,
-        0x3feee89f995ad3ad,
-        0x3feeff76f2fb5e47,
-        0x3fef199bdd85529c,
-        0x3fef3720dcef9069,
-        0x3fef5818dcfba487,
-        0x3fef7c97337b9b5f,
-        0x3fefa4afa2a490da,
-        0x3fefd0765b6e4540,
-    ];
-
-    /// The double-precision body of glibc's `expf` for 8 lanes, operation for operation as
-    /// its FMA build compiles it.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn exp8(x: __m512d) -> __m512d {
-        let inv_ln2_n = _mm512_set1_pd(f64::from_bits(0x40471547652b82fe)); // 32 / ln 2
-        let shift = _mm512_set1_pd(f64::from_bits(0x4338000000000000)); // 0x1.8p52
-        let c0 = _mm512_set1_pd(f64::from_bits(0x3ebc6af84b912394));
-        let c1 = _mm512_set1_pd(f64::from_bits(0x3f2ebfce50fac4f3));
-        let c2 = _mm512_set1_pd(f64::from_bits(0x3f962e42ff0c52d6));
-        let shifted = _mm512_fmadd_pd(inv_ln2_n, x, shift);
-        let ki = _mm512_castpd_si512(shifted);
-        let kd = _mm512_sub_pd(shifted, shift);
-        let r = _mm512_fmsub_pd(inv_ln2_n, x, kd);
-        let table = |i: usize| _mm512_loadu_si512(TABLE.as_ptr().add(8 * i) as *const _);
-        let first = _mm512_permutex2var_epi64(table(0), ki, table(1));
-        let second = _mm512_permutex2var_epi64(table(2), ki, table(3));
-        let upper = _mm512_test_epi64_mask(ki, _mm512_set1_epi64(16));
-        let t = _mm512_mask_blend_epi64(upper, first, second);
-        let s = _mm512_castsi512_pd(_mm512_add_epi64(t, _mm512_slli_epi64::<47>(ki)));
-        let z = _mm512_fmadd_pd(r, c0, c1);
-        let r2 = _mm512_mul_pd(r, r);
-        let y = _mm512_fmadd_pd(r, c2, _mm512_set1_pd(1.0));
-        let y = _mm512_fmadd_pd(z, r2, y);
-        _mm512_mul_pd(y, s)
-    }
 }
 
 #[cfg(test)]
@@ -720,9 +631,21 @@ mod tests {
             let tensor = |n: usize, shape: (usize, usize, usize, usize), state: &mut u64| {
                 Tensor::from_vec(random(n, state), shape, &Device::Cpu)
             };
-            let q = tensor(b * kv_heads * group * t * hd, (b, kv_heads, group * t, hd), &mut state)?;
-            let k = tensor(b * kv_heads * total * hd, (b, kv_heads, total, hd), &mut state)?;
-            let v = tensor(b * kv_heads * total * hd, (b, kv_heads, total, hd), &mut state)?;
+            let q = tensor(
+                b * kv_heads * group * t * hd,
+                (b, kv_heads, group * t, hd),
+                &mut state,
+            )?;
+            let k = tensor(
+                b * kv_heads * total * hd,
+                (b, kv_heads, total, hd),
+                &mut state,
+            )?;
+            let v = tensor(
+                b * kv_heads * total * hd,
+                (b, kv_heads, total, hd),
+                &mut state,
+            )?;
             let k = (k * 4.0)?;
             let scale = 1.0 / (hd as f64).sqrt();
             let Some(ours) = prompt_attention(&q, &k, &v, t, scale)? else {
@@ -733,7 +656,13 @@ mod tests {
             let offset = total - t;
             let mask: Vec<f32> = (0..t)
                 .flat_map(|i| {
-                    (0..total).map(move |j| if j > offset + i { f32::NEG_INFINITY } else { 0.0 })
+                    (0..total).map(move |j| {
+                        if j > offset + i {
+                            f32::NEG_INFINITY
+                        } else {
+                            0.0
+                        }
+                    })
                 })
                 .collect();
             let mask = Tensor::from_vec(mask, (t, total), &Device::Cpu)?;
@@ -743,7 +672,11 @@ mod tests {
                 .reshape((b, kv_heads, group * t, total))?;
             let theirs = candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v)?;
             let bits = |x: &Tensor| -> Result<Vec<u32>> {
-                Ok(x.flatten_all()?.to_vec1::<f32>()?.iter().map(|v| v.to_bits()).collect())
+                Ok(x.flatten_all()?
+                    .to_vec1::<f32>()?
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect())
             };
             assert_eq!(bits(&ours)?, bits(&theirs)?, "t {t}, total {total}");
         }
@@ -772,49 +705,6 @@ mod tests {
         for l in 0..16 {
             for j in 0..16 {
                 assert_eq!(output[16 * l + j], input[16 * j + l]);
-            }
-        }
-    }
-
-    /// The vector `exp` is the C library's bit for bit, over a stride through every f32
-    /// (every sign, exponent and NaN payload class) and around the special-case bounds.
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn vector_exp_is_the_c_librarys() {
-        const STEP: usize = 997;
-        if !x86::available() {
-            return;
-        }
-        use core::arch::x86_64::*;
-        let mut inputs: Vec<f32> = (0..=u32::MAX).step_by(STEP).map(f32::from_bits).collect();
-        for bound in [-103.97f32, -103.28, -88.0, 88.0, 88.72, 0.0, -0.0] {
-            let b = bound.to_bits();
-            inputs.extend((0..2000).map(|d| f32::from_bits(b.wrapping_add(d).wrapping_sub(1000))));
-        }
-        inputs.extend([
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-            f32::NAN,
-            f32::MIN_POSITIVE,
-        ]);
-        while !inputs.len().is_multiple_of(16) {
-            inputs.push(-1.5);
-        }
-        for chunk in inputs.chunks_exact(16) {
-            let mut got = [0f32; 16];
-            // SAFETY: the feature was checked; `chunk` and `got` hold 16 values.
-            unsafe {
-                _mm512_storeu_ps(
-                    got.as_mut_ptr(),
-                    x86::exp16(_mm512_loadu_ps(chunk.as_ptr())),
-                )
-            };
-            for (x, y) in chunk.iter().zip(got) {
-                let want = x.exp();
-                assert!(
-                    want.to_bits() == y.to_bits() || (want.is_nan() && y.is_nan()),
-                    "exp({x:e}) = {want:e}, vector gave {y:e}"
-                );
             }
         }
     }

@@ -5,6 +5,7 @@
 
 pub mod attention;
 mod draft;
+pub mod exp;
 pub mod family;
 pub mod gguf;
 pub mod kv_cache;

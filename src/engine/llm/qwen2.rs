@@ -265,7 +265,15 @@ impl Mlp {
         let [gate, up]: [Tensor; 2] = Weight::forward_shared(&[&self.gate, &self.up], x)?
             .try_into()
             .map_err(|_| Error::model("qwen2", "two projections expected"))?;
-        self.down.forward(&(gate.silu()? * up)?)
+        if !gate.device().is_cpu() {
+            return self.down.forward(&(gate.silu()? * up)?);
+        }
+        // candle's silu, then its product, in one pass
+        let shape = gate.shape().clone();
+        let mut product = gate.flatten_all()?.to_vec1::<f32>()?;
+        super::exp::silu_times(&mut product, &up.flatten_all()?.to_vec1::<f32>()?);
+        self.down
+            .forward(&Tensor::from_vec(product, shape, gate.device())?)
     }
 }
 
