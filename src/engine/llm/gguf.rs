@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file::{Content, Value};
@@ -15,8 +16,9 @@ use crate::error::{Error, Result};
 
 /// The parts of one GGUF model, opened.
 pub struct GgufModel {
-    /// Each part's header and its open file, in split order.
-    parts: Vec<(PathBuf, Content, File)>,
+    /// Each part's header and its open file, in split order. Buffered: candle reads the
+    /// header value by value, 760,000 reads for the 1.5B model's vocabulary unbuffered.
+    parts: Vec<(PathBuf, Content, BufReader<File>)>,
     /// Tensor name → the part that holds it.
     home: BTreeMap<String, usize>,
 }
@@ -32,7 +34,7 @@ impl GgufModel {
         }
         let mut parts = Vec::with_capacity(paths.len());
         for path in paths {
-            let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+            let mut file = BufReader::new(File::open(path).map_err(|e| Error::io(path, e))?);
             let content = Content::read(&mut file)
                 .map_err(|e| bad(path, format!("not a readable GGUF file: {e}")))?;
             parts.push((path.clone(), content, file));
