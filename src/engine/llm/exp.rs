@@ -30,19 +30,41 @@ pub fn exp_less(values: &mut [f32], max: f32) {
     }
 }
 
-/// `gate[i] = silu(gate[i]) · up[i]`, as candle's `silu` (`v / (1 + exp(-v))`) then its
+/// `out[i] = silu(gate[i]) · up[i]`, as candle's `silu` (`v / (1 + exp(-v))`) then its
 /// product give it.
-pub fn silu_times(gate: &mut [f32], up: &[f32]) {
-    assert_eq!(gate.len(), up.len());
+pub fn silu_times(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    assert!(gate.len() == up.len() && up.len() == out.len());
     #[cfg(target_arch = "x86_64")]
     if available() {
         // SAFETY: the feature was checked; the slices have the same length.
-        unsafe { x86::silu_times(gate, up) };
+        unsafe { x86::silu_times(gate, up, out) };
         return;
     }
-    for (g, u) in gate.iter_mut().zip(up) {
-        *g = (*g / (1.0 + (-*g).exp())) * u;
+    for ((o, g), u) in out.iter_mut().zip(gate).zip(up) {
+        *o = (g / (1.0 + (-g).exp())) * u;
     }
+}
+
+/// [`silu_times`] into a new vector, the values shared among the CPU pool's threads (each
+/// value is computed alone, so the split changes nothing).
+pub fn silu_times_parallel(gate: &[f32], up: &[f32]) -> Vec<f32> {
+    // values per work item: a few pages, many items for a prompt's [tokens, 8960]
+    const CHUNK: usize = 4096;
+    assert_eq!(gate.len(), up.len());
+    let n = gate.len();
+    let mut out = vec![0f32; n];
+    let out_ptr = out.as_mut_ptr() as usize;
+    candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(CHUNK), |items| {
+        for item in items {
+            let (start, end) = (item * CHUNK, n.min(item * CHUNK + CHUNK));
+            // SAFETY: each item writes only its own values.
+            let out = unsafe {
+                std::slice::from_raw_parts_mut((out_ptr as *mut f32).add(start), end - start)
+            };
+            silu_times(&gate[start..end], &up[start..end], out);
+        }
+    });
+    out
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -159,11 +181,12 @@ mod x86 {
 
     /// [`super::silu_times`] 16 lanes at a time.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn silu_times(gate: &mut [f32], up: &[f32]) {
+    pub unsafe fn silu_times(gate: &[f32], up: &[f32], out: &mut [f32]) {
         let one = _mm512_set1_ps(1.0);
-        let mut gates = gate.chunks_exact_mut(16);
+        let mut gates = gate.chunks_exact(16);
         let mut ups = up.chunks_exact(16);
-        for (g, u) in (&mut gates).zip(&mut ups) {
+        let mut outs = out.chunks_exact_mut(16);
+        for ((g, u), o) in (&mut gates).zip(&mut ups).zip(&mut outs) {
             let v = _mm512_loadu_ps(g.as_ptr());
             // `-v` flips the sign bit, as Rust's negation does (0 - v would make -0 of +0)
             let negated = _mm512_castsi512_ps(_mm512_xor_si512(
@@ -171,13 +194,12 @@ mod x86 {
                 _mm512_set1_epi32(i32::MIN),
             ));
             let silu = _mm512_div_ps(v, _mm512_add_ps(one, exp16(negated)));
-            _mm512_storeu_ps(
-                g.as_mut_ptr(),
-                _mm512_mul_ps(silu, _mm512_loadu_ps(u.as_ptr())),
-            );
+            let product = _mm512_mul_ps(silu, _mm512_loadu_ps(u.as_ptr()));
+            _mm512_storeu_ps(o.as_mut_ptr(), product);
         }
-        for (g, u) in gates.into_remainder().iter_mut().zip(ups.remainder()) {
-            *g = (*g / (1.0 + (-*g).exp())) * u;
+        let tails = gates.remainder().iter().zip(ups.remainder());
+        for (o, (g, u)) in outs.into_remainder().iter_mut().zip(tails) {
+            *o = (g / (1.0 + (-g).exp())) * u;
         }
     }
 }
@@ -234,7 +256,7 @@ mod tests {
     #[test]
     fn silu_times_is_candles() -> candle_core::Result<()> {
         use candle_core::{Device, Tensor};
-        let mut gate: Vec<f32> = (0..1003)
+        let mut gate: Vec<f32> = (0..10003)
             .map(|i| ((i as f32) * 0.7331).sin() * 12.0)
             .collect();
         gate.extend([
@@ -255,8 +277,14 @@ mod tests {
         let g = Tensor::from_vec(gate.clone(), gate.len(), &Device::Cpu)?;
         let u = Tensor::from_vec(up.clone(), up.len(), &Device::Cpu)?;
         let theirs = (g.silu()? * u)?.to_vec1::<f32>()?;
-        let mut ours = gate;
-        silu_times(&mut ours, &up);
+        let ours = silu_times_parallel(&gate, &up);
+        // the lone form on a slice that starts off the 16-lane grid
+        let mut single = vec![0f32; gate.len() - 1];
+        silu_times(&gate[1..], &up[1..], &mut single);
+        assert!(ours[1..]
+            .iter()
+            .zip(&single)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
         for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
             assert!(
                 a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),

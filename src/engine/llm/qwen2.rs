@@ -8,7 +8,7 @@ use candle_core::{DType, Device, Tensor};
 use super::family::{CausalLm, LmShape};
 use super::gguf::GgufModel;
 use super::kv_cache::KvCache;
-use crate::engine::quant::qweight::Weight;
+use crate::engine::quant::qweight::{with_values, Weight};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone)]
@@ -269,11 +269,11 @@ impl Mlp {
             return self.down.forward(&(gate.silu()? * up)?);
         }
         // candle's silu, then its product, in one pass
-        let shape = gate.shape().clone();
-        let mut product = gate.flatten_all()?.to_vec1::<f32>()?;
-        super::exp::silu_times(&mut product, &up.flatten_all()?.to_vec1::<f32>()?);
+        let product = with_values(&gate, |gate| {
+            with_values(&up, |up| super::exp::silu_times_parallel(gate, up))
+        })??;
         self.down
-            .forward(&Tensor::from_vec(product, shape, gate.device())?)
+            .forward(&Tensor::from_vec(product, gate.shape(), gate.device())?)
     }
 }
 

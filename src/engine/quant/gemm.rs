@@ -104,13 +104,21 @@ impl PackedMatrix {
 }
 
 /// `pack(t, b)` for every tile of an `n`-row matrix of `kb` superblocks, tile `t * kb + b`
-/// holding rows `16t..16t + 16` of superblock `b`.
-fn every_tile<T>(n: usize, kb: usize, pack: impl Fn(usize, usize) -> T) -> Vec<T> {
+/// holding rows `16t..16t + 16` of superblock `b`, on the CPU pool's threads (a gigabyte of
+/// weights is repacked on first use, while decoding waits).
+fn every_tile<T: Send>(n: usize, kb: usize, pack: impl Fn(usize, usize) -> T + Sync) -> Vec<T> {
     // sized up front: a collected flat_map grew by doubling, copying up to 200 MB a matrix
-    let mut tiles = Vec::with_capacity(n / TILE * kb);
-    for t in 0..n / TILE {
-        tiles.extend((0..kb).map(|b| pack(t, b)));
-    }
+    let count = n / TILE * kb;
+    let mut tiles: Vec<T> = Vec::with_capacity(count);
+    let base = tiles.as_mut_ptr() as usize;
+    candle_core::utils::barrier_pool().execute_chunked(count, |items| {
+        for i in items {
+            // SAFETY: within the capacity; each item writes only its own tile, once.
+            unsafe { (base as *mut T).add(i).write(pack(i / kb, i % kb)) };
+        }
+    });
+    // SAFETY: every one of the `count` tiles was written above.
+    unsafe { tiles.set_len(count) };
     tiles
 }
 

@@ -84,8 +84,7 @@ impl Weight {
     fn gemm_forward(weights: &[&Weight], x: &Tensor) -> Result<Vec<Tensor>> {
         let k = x.dim(D::Minus1)?;
         let rows = x.elem_count() / k;
-        let xs = x.flatten_all()?.to_vec1::<f32>()?;
-        let act = activations::quantize_rows_parallel(&xs, rows, k);
+        let act = with_values(x, |xs| activations::quantize_rows_parallel(xs, rows, k))?;
         let packed: Vec<&PackedMatrix> =
             weights.iter().map(|w| w.packed()).collect::<Result<_>>()?;
         let mut outs: Vec<Vec<f32>> = packed.iter().map(|p| vec![0f32; rows * p.rows()]).collect();
@@ -97,8 +96,7 @@ impl Weight {
     fn gemv_forward(compact: &[&(Arc<QTensor>, Format)], x: &Tensor) -> Result<Vec<Tensor>> {
         let k = x.dim(D::Minus1)?;
         let rows = x.elem_count() / k;
-        let xs = x.flatten_all()?.to_vec1::<f32>()?;
-        let act = activations::quantize_rows(&xs);
+        let act = with_values(x, activations::quantize_rows)?;
         let mut outs: Vec<Vec<f32>> = compact
             .iter()
             .map(|(t, _)| Ok(vec![0f32; rows * t.shape().dims2()?.0]))
@@ -124,6 +122,22 @@ impl Weight {
 
 /// Each kernel output (`rows × n_i`) as a tensor shaped like `x` with `n_i` for its last
 /// dimension.
+/// `f` of an f32 tensor's values in order: borrowed where the tensor is contiguous on the CPU
+/// (a prompt's activations are megabytes, copied for every matmul before), else copied.
+pub fn with_values<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    {
+        let (store, layout) = x.storage_and_layout();
+        if let (candle_core::Storage::Cpu(cpu), Some((start, end))) =
+            (&*store, layout.contiguous_offsets())
+        {
+            if let Ok(all) = cpu.as_slice::<f32>() {
+                return Ok(f(&all[start..end]));
+            }
+        }
+    }
+    Ok(f(&x.flatten_all()?.to_vec1::<f32>()?))
+}
+
 fn outputs_shaped_as(x: &Tensor, rows: usize, outs: Vec<Vec<f32>>) -> Result<Vec<Tensor>> {
     let mut shape = x.dims().to_vec();
     outs.into_iter()
