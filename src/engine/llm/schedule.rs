@@ -23,6 +23,7 @@ use super::sampler::{self, Sampler};
 use super::{
     BatchTimings, Finish, Generation, LlmEngine, Prepared, StoredGeneration, Ticket, STORE_KIND,
 };
+use crate::engine::quant::qweight::with_values;
 use crate::error::{Error, Result};
 
 /// Rows a step fills with draft tokens while its sequences leave room: a step of a few rows
@@ -384,15 +385,16 @@ impl LlmEngine {
             .model
             .decode_step(&next_ids, &positions, &mut batch.cache)?;
         let vocab = out.dim(1)?;
-        let logits = out.flatten_all()?.to_vec1::<f32>()?;
-        let mut first = 0;
-        for row in batch.running.iter_mut() {
-            let n = 1 + row.draft.len();
-            row.logits.clear();
-            row.logits
-                .extend_from_slice(&logits[first * vocab..(first + n) * vocab]);
-            first += n;
-        }
+        with_values(&out, |logits| {
+            let mut first = 0;
+            for row in batch.running.iter_mut() {
+                let n = 1 + row.draft.len();
+                row.logits.clear();
+                row.logits
+                    .extend_from_slice(&logits[first * vocab..(first + n) * vocab]);
+                first += n;
+            }
+        })?;
         let mut rows = std::mem::take(&mut batch.running);
         let owners: Vec<(Ticket, &'static str, usize)> = rows
             .iter()
