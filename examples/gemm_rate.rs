@@ -64,17 +64,20 @@ fn main() {
             macs / s / 1e9
         );
     }
-    let threads = candle_core::utils::get_num_threads();
-    let per_core = dpbusd_rate();
-    println!(
-        "vpdpbusd alone: {per_core:.1} G MAC/s a core, {:.1} on {threads} threads",
-        per_core * threads as f64
-    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        let threads = candle_core::utils::barrier_pool().n_workers() + 1;
+        let per_core = dpbusd_rate();
+        println!(
+            "vpdpbusd alone: {per_core:.1} G MAC/s a core, {:.1} on {threads} threads",
+            per_core * threads as f64
+        );
+    }
 }
 
 /// 64 multiply-accumulates per `vpdpbusd`, 12 independent chains so that latency never waits.
+#[cfg(target_arch = "x86_64")]
 fn dpbusd_rate() -> f64 {
-    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     unsafe fn chains(n: u64) -> i32 {
         use core::arch::x86_64::*;

@@ -265,7 +265,8 @@ impl Mlp {
         let [gate, up]: [Tensor; 2] = Weight::forward_shared(&[&self.gate, &self.up], x)?
             .try_into()
             .map_err(|_| Error::model("qwen2", "two projections expected"))?;
-        if !gate.device().is_cpu() {
+        // with MKL or Accelerate candle's silu is theirs (vs_silu), which this would not match
+        if !gate.device().is_cpu() || cfg!(any(feature = "mkl", feature = "accelerate")) {
             return self.down.forward(&(gate.silu()? * up)?);
         }
         // candle's silu, then its product, in one pass
@@ -349,13 +350,17 @@ fn attend(
     let group = nh / nkv;
     let q = q.reshape((b, nkv, group * t, hd))?;
     let scale = 1.0 / (hd as f64).sqrt();
-    if mask.is_some() {
+    // the fused paths rebuild the causal mask of `causal_mask(t, total - t)` themselves; with
+    // MKL or Accelerate candle's matmul is theirs, which these paths would not reproduce
+    let fused = cfg!(not(any(feature = "mkl", feature = "accelerate")))
+        && mask.is_some_and(|m| m.dims() == [t, total]);
+    if fused {
         if let Some(y) = super::attention::prompt_attention(&q, k, v, t, scale)? {
             return Ok(y.reshape((b, nh, t, hd))?);
         }
     }
     let scores = q.matmul(&k.t()?)?;
-    if mask.is_some() && scores.device().is_cpu() {
+    if fused && scores.device().is_cpu() {
         let probs = super::attention::causal_softmax(&scores, scale, t)?;
         return Ok(probs.matmul(v)?.reshape((b, nh, t, hd))?);
     }

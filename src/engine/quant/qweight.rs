@@ -120,8 +120,6 @@ impl Weight {
     }
 }
 
-/// Each kernel output (`rows × n_i`) as a tensor shaped like `x` with `n_i` for its last
-/// dimension.
 /// `f` of an f32 tensor's values in order: borrowed where the tensor is contiguous on the CPU
 /// (a prompt's activations are megabytes, copied for every matmul before), else copied.
 pub fn with_values<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
@@ -138,6 +136,8 @@ pub fn with_values<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     Ok(f(&x.flatten_all()?.to_vec1::<f32>()?))
 }
 
+/// Each kernel output (`rows × n_i`) as a tensor shaped like `x` with `n_i` for its last
+/// dimension.
 fn outputs_shaped_as(x: &Tensor, rows: usize, outs: Vec<Vec<f32>>) -> Result<Vec<Tensor>> {
     let mut shape = x.dims().to_vec();
     outs.into_iter()
