@@ -149,59 +149,14 @@ fn prompt_attention_on_pool(
                 std::slice::from_raw_parts_mut((out_ptr as *mut f32).add(pair * m * hd), m * hd)
             };
             // scores = q · kᵀ, with the strides candle passes for `q.matmul(&k.t())`
-            // SAFETY: the slices hold the `m × hd`, `total × hd` and `m × total` values read
-            // and written at these strides.
-            unsafe {
-                gemm::gemm(
-                    m,
-                    total,
-                    hd,
-                    probs.as_mut_ptr(),
-                    1,
-                    total as isize,
-                    false,
-                    q.as_ptr(),
-                    1,
-                    hd as isize,
-                    k.as_ptr(),
-                    hd as isize,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                )
-            };
+            // SAFETY: `q` is `m × hd` (rows `hd` apart), `k` `total × hd`, `probs` `m × total`.
+            unsafe { matmul_as_candle(m, total, hd, &mut probs, (q, hd), (k, hd, 1)) };
             for (r, row) in probs.chunks_exact_mut(total).enumerate() {
                 causal_softmax_row(row, scale, offset + r % t + 1);
             }
             // out = probs · v, as `probs.matmul(v)`
-            // SAFETY: as above, for `m × total`, `total × hd` and `m × hd`.
-            unsafe {
-                gemm::gemm(
-                    m,
-                    hd,
-                    total,
-                    o.as_mut_ptr(),
-                    1,
-                    hd as isize,
-                    false,
-                    probs.as_ptr(),
-                    1,
-                    total as isize,
-                    v.as_ptr(),
-                    1,
-                    hd as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                )
-            };
+            // SAFETY: `probs` is `m × total`, `v` `total × hd`, `o` `m × hd`.
+            unsafe { matmul_as_candle(m, hd, total, o, (&probs, total), (v, 1, hd)) };
         }
     });
     drop((q_store, k_store, v_store));
@@ -210,6 +165,60 @@ fn prompt_attention_on_pool(
         (b, kv_heads, m, hd),
         &Device::Cpu,
     )?))
+}
+
+/// `dst (m × n, rows n apart) = lhs (m × k, rows lhs.1 apart) · rhs`, `rhs` element (row i,
+/// column j) at `i · rhs.2 + j · rhs.1`: the `gemm` call candle's CPU matmul makes for these
+/// strides (destination not read, alpha 0, beta 1), on this thread alone.
+///
+/// # Safety
+/// The slices must hold every element these sizes and strides reach.
+unsafe fn matmul_as_candle(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    lhs: (&[f32], usize),
+    rhs: (&[f32], usize, usize),
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst.as_mut_ptr(),
+        1,
+        n as isize,
+        false,
+        lhs.0.as_ptr(),
+        1,
+        lhs.1 as isize,
+        rhs.0.as_ptr(),
+        rhs.1 as isize,
+        rhs.2 as isize,
+        0.0,
+        1.0,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    )
+}
+
+/// The additive causal mask of `t` new positions after `offset` cached ones, `[t, offset + t]`
+/// row-major: 0 where a position may look, minus infinity at later positions.
+pub fn causal_mask_values(t: usize, offset: usize) -> Vec<f32> {
+    let total = offset + t;
+    (0..t)
+        .flat_map(|i| {
+            (0..total).map(move |j| {
+                if j > offset + i {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect()
 }
 
 /// One row of attention weights in place: `softmax(scale · row + mask)` with the positions from
@@ -535,6 +544,11 @@ mod x86 {
 mod tests {
     use super::*;
 
+    fn bits(x: &Tensor) -> Result<Vec<u32>> {
+        let values = x.flatten_all()?.to_vec1::<f32>()?;
+        Ok(values.iter().map(|v| v.to_bits()).collect())
+    }
+
     fn random(n: usize, state: &mut u64) -> Vec<f32> {
         (0..n)
             .map(|_| {
@@ -603,19 +617,8 @@ mod tests {
                     .map(|x| x * spread)
                     .collect();
                 let scores = Tensor::from_vec(values, (1, 2, 6 * t, total), &Device::Cpu)?;
-                let offset = total - t;
-                let mask: Vec<f32> = (0..t)
-                    .flat_map(|i| {
-                        (0..total).map(move |j| {
-                            if j > offset + i {
-                                f32::NEG_INFINITY
-                            } else {
-                                0.0
-                            }
-                        })
-                    })
-                    .collect();
-                let mask = Tensor::from_vec(mask, (t, total), &Device::Cpu)?;
+                let mask =
+                    Tensor::from_vec(causal_mask_values(t, total - t), (t, total), &Device::Cpu)?;
                 let scale = 1.0 / (128f64).sqrt();
                 let theirs = (scores.clone() * scale)?
                     .reshape((1, 2, 6, t, total))?
@@ -623,13 +626,6 @@ mod tests {
                     .reshape((1, 2, 6 * t, total))?;
                 let theirs = candle_nn::ops::softmax_last_dim(&theirs)?;
                 let ours = causal_softmax(&scores, scale, t)?;
-                let bits = |x: &Tensor| -> Result<Vec<u32>> {
-                    Ok(x.flatten_all()?
-                        .to_vec1::<f32>()?
-                        .iter()
-                        .map(|v| v.to_bits())
-                        .collect())
-                };
                 assert_eq!(
                     bits(&ours)?,
                     bits(&theirs)?,
@@ -669,31 +665,13 @@ mod tests {
             let scale = 1.0 / (hd as f64).sqrt();
             let ours = prompt_attention_on_pool(&q, &k, &v, t, scale)?
                 .expect("contiguous CPU tensors of matching shapes");
-            let offset = total - t;
-            let mask: Vec<f32> = (0..t)
-                .flat_map(|i| {
-                    (0..total).map(move |j| {
-                        if j > offset + i {
-                            f32::NEG_INFINITY
-                        } else {
-                            0.0
-                        }
-                    })
-                })
-                .collect();
-            let mask = Tensor::from_vec(mask, (t, total), &Device::Cpu)?;
+            let mask =
+                Tensor::from_vec(causal_mask_values(t, total - t), (t, total), &Device::Cpu)?;
             let scores = (q.matmul(&k.t()?)? * scale)?
                 .reshape((b, kv_heads, group, t, total))?
                 .broadcast_add(&mask)?
                 .reshape((b, kv_heads, group * t, total))?;
             let theirs = candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v)?;
-            let bits = |x: &Tensor| -> Result<Vec<u32>> {
-                Ok(x.flatten_all()?
-                    .to_vec1::<f32>()?
-                    .iter()
-                    .map(|v| v.to_bits())
-                    .collect())
-            };
             assert_eq!(bits(&ours)?, bits(&theirs)?, "t {t}, total {total}");
         }
         Ok(())

@@ -381,19 +381,8 @@ fn causal_mask(t: usize, offset: usize, device: &Device) -> Result<Option<Tensor
     if t == 1 {
         return Ok(None);
     }
-    let total = offset + t;
-    let values: Vec<f32> = (0..t)
-        .flat_map(|i| {
-            (0..total).map(move |j| {
-                if j > offset + i {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            })
-        })
-        .collect();
-    Ok(Some(Tensor::from_vec(values, (t, total), device)?))
+    let values = super::attention::causal_mask_values(t, offset);
+    Ok(Some(Tensor::from_vec(values, (t, offset + t), device)?))
 }
 
 /// Cos/sin tables for rotate-half RoPE, `[context, head_dim / 2]` each.
