@@ -273,8 +273,7 @@ pub fn causal_softmax(scores: &Tensor, scale: f64, t: usize) -> Result<Tensor> {
 }
 
 /// Softmax-weighted sums of `values` for the query heads in `queries` (`[group, hd]`) over
-/// `keys` and `values` (`[slots, hd]`); `out` is `[group, hd]`. With AVX-512 the same
-/// operations run in the same order per output, so both paths give the same bits.
+/// `keys` and `values` (`[slots, hd]`); `out` is `[group, hd]`.
 fn attend_group(
     queries: &[f32],
     keys: &[f32],
@@ -285,15 +284,18 @@ fn attend_group(
     out: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if hd.is_multiple_of(32) && x86::available() {
-        // SAFETY: the features were checked; hd is a multiple of 32.
-        unsafe { x86::attend_group(queries, keys, values, hd, scale, scores, out) };
-        return;
-    }
-    attend_group_portable(queries, keys, values, hd, scale, scores, out);
+    let wide = hd.is_multiple_of(32) && x86::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    let wide = false;
+    attend_group_with(wide, queries, keys, values, hd, scale, scores, out);
 }
 
-fn attend_group_portable(
+/// [`attend_group`], its scores and weighted sums by the AVX-512 forms or not (`wide`, which
+/// needs AVX-512 and `hd` a multiple of 32): both do the same operations in the same order per
+/// output, so they give the same bits.
+#[allow(clippy::too_many_arguments)]
+fn attend_group_with(
+    wide: bool,
     queries: &[f32],
     keys: &[f32],
     values: &[f32],
@@ -304,28 +306,46 @@ fn attend_group_portable(
 ) {
     let group = queries.len() / hd;
     let slots = keys.len() / hd;
+    assert!(out.len() == group * hd && values.len() == keys.len());
     // scores[g * slots + j]: head g against slot j
     scores.clear();
     scores.resize(group * slots, 0.0);
-    for (j, key) in keys.chunks_exact(hd).enumerate() {
-        for (g, query) in queries.chunks_exact(hd).enumerate() {
-            scores[g * slots + j] = dot(query, key) * scale;
+    #[cfg(target_arch = "x86_64")]
+    if wide {
+        // SAFETY: the caller checked AVX-512 and hd.
+        unsafe { x86::scores(queries, keys, hd, scale, scores) };
+    }
+    if !wide {
+        for (j, key) in keys.chunks_exact(hd).enumerate() {
+            for (g, query) in queries.chunks_exact(hd).enumerate() {
+                scores[g * slots + j] = dot(query, key) * scale;
+            }
         }
     }
-    let mut totals = vec![0f32; group];
-    for (g, head) in scores.chunks_exact_mut(slots).enumerate() {
+    for head in scores.chunks_exact_mut(slots) {
         let max = head.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        for s in head.iter_mut() {
-            *s = (*s - max).exp();
-            totals[g] += *s;
+        super::exp::exp_less(head, max);
+    }
+    // each head's total in slot order, the heads interleaved so that their adds overlap
+    let mut totals = vec![0f32; group];
+    for j in 0..slots {
+        for (g, total) in totals.iter_mut().enumerate() {
+            *total += scores[g * slots + j];
         }
     }
-    out.fill(0.0);
-    for (j, value) in values.chunks_exact(hd).enumerate() {
-        for (g, o) in out.chunks_exact_mut(hd).enumerate() {
-            let p = scores[g * slots + j];
-            for (o, x) in o.iter_mut().zip(value) {
-                *o = p.mul_add(*x, *o);
+    #[cfg(target_arch = "x86_64")]
+    if wide {
+        // SAFETY: as above.
+        unsafe { x86::weighted_sums(scores, slots, values, hd, out) };
+    }
+    if !wide {
+        out.fill(0.0);
+        for (j, value) in values.chunks_exact(hd).enumerate() {
+            for (g, o) in out.chunks_exact_mut(hd).enumerate() {
+                let p = scores[g * slots + j];
+                for (o, x) in o.iter_mut().zip(value) {
+                    *o = p.mul_add(*x, *o);
+                }
             }
         }
     }
@@ -355,11 +375,10 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// AVX-512 forms of [`attend_group_portable`]'s three passes, each output computed by the
-/// same operations in the same order (so the same bits):
+/// AVX-512 forms of [`attend_group_with`]'s scores and weighted sums, each output computed by
+/// the same operations in the same order (so the same bits):
 /// - scores: 16 keys at once, each key's 32 running sums transposed so that their sequential
 ///   total is 31 vector adds, not 31 scalar adds a key;
-/// - numerators: [`exp_less`](super::exp::exp_less), 16 lanes at a time;
 /// - weighted values: up to 8 heads' sums held in registers while each value row is read once.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
@@ -375,22 +394,12 @@ mod x86 {
         is_x86_feature_detected!("avx512f")
     }
 
-    /// [`super::attend_group_portable`], for `hd` a multiple of 32.
+    /// `scores[g * slots + j] = dot(query g, key j) · scale`, for `hd` a multiple of 32.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn attend_group(
-        queries: &[f32],
-        keys: &[f32],
-        values: &[f32],
-        hd: usize,
-        scale: f32,
-        scores: &mut Vec<f32>,
-        out: &mut [f32],
-    ) {
+    pub unsafe fn scores(queries: &[f32], keys: &[f32], hd: usize, scale: f32, scores: &mut [f32]) {
         let group = queries.len() / hd;
         let slots = keys.len() / hd;
-        assert!(out.len() == group * hd && values.len() == keys.len());
-        scores.clear();
-        scores.resize(group * slots, 0.0);
+        assert!(scores.len() == group * slots);
         let blocks = slots / KEYS;
         let scale16 = _mm512_set1_ps(scale);
         for b in 0..blocks {
@@ -407,22 +416,23 @@ mod x86 {
                 scores[g * slots + j] = dot(&queries[g * hd..][..hd], key) * scale;
             }
         }
-        for head in scores.chunks_exact_mut(slots) {
-            let max = head.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            super::super::exp::exp_less(head, max);
-        }
-        // each head's total in slot order, the heads interleaved so that their adds overlap
-        let mut totals = vec![0f32; group];
-        for j in 0..slots {
-            for (g, total) in totals.iter_mut().enumerate() {
-                *total += scores[g * slots + j];
-            }
-        }
+    }
+
+    /// `out[g] = Σ_j scores[g][j] · values[j]` for every head, `hd` a multiple of 32.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn weighted_sums(
+        scores: &[f32],
+        slots: usize,
+        values: &[f32],
+        hd: usize,
+        out: &mut [f32],
+    ) {
+        let group = out.len() / hd;
         let mut first = 0;
         while first < group {
             let heads = (group - first).min(HEADS);
             for dims in (0..hd).step_by(32) {
-                let args = (scores.as_slice(), slots, first, values, hd, dims, &mut *out);
+                let args = (scores, slots, first, values, hd, dims, &mut *out);
                 match heads {
                     1 => weighted_sum::<1>(args),
                     2 => weighted_sum::<2>(args),
@@ -435,11 +445,6 @@ mod x86 {
                 }
             }
             first += heads;
-        }
-        for (o, total) in out.chunks_exact_mut(hd).zip(&totals) {
-            for o in o.iter_mut() {
-                *o /= total;
-            }
         }
     }
 
@@ -564,7 +569,11 @@ mod tests {
     /// group sizes and head sizes, and scores spread wide enough that some underflow.
     #[test]
     fn attend_group_paths_agree_bit_for_bit() {
-        if !crate::engine::llm::exp::available() {
+        #[cfg(target_arch = "x86_64")]
+        let wide = x86::available();
+        #[cfg(not(target_arch = "x86_64"))]
+        let wide = false;
+        if !wide {
             eprintln!("skipped attend_group_paths_agree_bit_for_bit: this CPU has no AVX-512 path");
             return;
         }
@@ -583,9 +592,11 @@ mod tests {
                         let (mut s1, mut s2) = (Vec::new(), Vec::new());
                         let mut fast = vec![0f32; group * hd];
                         let mut plain = vec![0f32; group * hd];
-                        attend_group(&queries, &keys, &values, hd, scale, &mut s1, &mut fast);
-                        attend_group_portable(
-                            &queries, &keys, &values, hd, scale, &mut s2, &mut plain,
+                        attend_group_with(
+                            true, &queries, &keys, &values, hd, scale, &mut s1, &mut fast,
+                        );
+                        attend_group_with(
+                            false, &queries, &keys, &values, hd, scale, &mut s2, &mut plain,
                         );
                         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                         assert_eq!(

@@ -72,6 +72,11 @@ pub fn exp_less(values: &mut [f32], max: f32) {
         unsafe { x86::exp_less(values, max) };
         return;
     }
+    exp_less_scalar(values, max);
+}
+
+/// [`exp_less`] one value at a time (and the vector form's tail).
+fn exp_less_scalar(values: &mut [f32], max: f32) {
     for s in values.iter_mut() {
         *s = (*s - max).exp();
     }
@@ -87,6 +92,11 @@ pub fn silu_times(gate: &[f32], up: &[f32], out: &mut [f32]) {
         unsafe { x86::silu_times(gate, up, out) };
         return;
     }
+    silu_times_scalar(gate, up, out);
+}
+
+/// [`silu_times`] one value at a time (and the vector form's tail).
+fn silu_times_scalar(gate: &[f32], up: &[f32], out: &mut [f32]) {
     for ((o, g), u) in out.iter_mut().zip(gate).zip(up) {
         *o = (g / (1.0 + (-g).exp())) * u;
     }
@@ -127,9 +137,7 @@ mod x86 {
             let x = _mm512_sub_ps(_mm512_loadu_ps(chunk.as_ptr()), max16);
             _mm512_storeu_ps(chunk.as_mut_ptr(), exp16(x));
         }
-        for s in chunks.into_remainder() {
-            *s = (*s - max).exp();
-        }
+        super::exp_less_scalar(chunks.into_remainder(), max);
     }
 
     /// glibc 2.28+'s `expf` (sysdeps/ieee754/flt-32/e_expf.c, the FMA build) on 16 lanes: in
@@ -244,10 +252,7 @@ mod x86 {
             let product = _mm512_mul_ps(silu, _mm512_loadu_ps(u.as_ptr()));
             _mm512_storeu_ps(o.as_mut_ptr(), product);
         }
-        let tails = gates.remainder().iter().zip(ups.remainder());
-        for (o, (g, u)) in outs.into_remainder().iter_mut().zip(tails) {
-            *o = (g / (1.0 + (-g).exp())) * u;
-        }
+        super::silu_times_scalar(gates.remainder(), ups.remainder(), outs.into_remainder());
     }
 }
 
