@@ -124,15 +124,31 @@ impl KvCache {
                 "a sequence is longer than its batch slot",
             ));
         }
+        let mut copies = Vec::with_capacity(2 * self.layers.len());
         for (layer, own) in self.layers.iter().zip(&source.layers) {
-            let ((kb, vb), (k, v)) = match (layer, own) {
-                (Some(b), Some(r)) => (b, r),
+            match (layer, own) {
+                (Some((kb, vb)), Some((k, v))) => copies.extend([(kb, k), (vb, v)]),
                 _ => return Err(Error::model("qwen2", "empty KV cache")),
-            };
-            if len > 0 {
-                let rows = |t: &Tensor| t.narrow(0, from, 1)?.narrow(2, 0, len)?.contiguous();
-                kb.narrow(0, slot, 1)?.slice_set(&rows(k)?, 2, 0)?;
-                vb.narrow(0, slot, 1)?.slice_set(&rows(v)?, 2, 0)?;
+            }
+        }
+        if len > 0 {
+            // On the pool, a tensor per item: a slot's first write has the kernel zero and
+            // map each page, most of a copy's time, and the main thread did it alone.
+            let failed = std::sync::Mutex::new(None);
+            candle_core::utils::barrier_pool().execute_chunked(copies.len(), |items| {
+                for (into, from_cache) in &copies[items] {
+                    let copied = from_cache
+                        .narrow(0, from, 1)
+                        .and_then(|t| t.narrow(2, 0, len))
+                        .and_then(|t| t.contiguous())
+                        .and_then(|rows| into.narrow(0, slot, 1)?.slice_set(&rows, 2, 0));
+                    if let Err(e) = copied {
+                        *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    }
+                }
+            });
+            if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                return Err(e.into());
             }
         }
         self.lens[slot] = len;
