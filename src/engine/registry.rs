@@ -95,8 +95,12 @@ impl<'a> Registry<'a> {
     fn load(&mut self, name: &str) -> Result<Engine> {
         let manifest = self.catalog.model(name)?;
         let started = Instant::now();
-        let files = self.resolver.resolve_all(manifest, self.allow_download)?;
-        let mut engine = build(manifest, &files, &self.device)?;
+        let device = &self.device;
+        let (files, mut engine) =
+            self.resolver
+                .resolve_all_while(manifest, self.allow_download, |files| {
+                    build(manifest, files, device)
+                })?;
         if let Some(store) = &self.store {
             let own = Some(ModelStore::new(
                 store.clone(),
