@@ -174,7 +174,8 @@ impl Resolver {
 
     /// Resolves every file of a model and runs `build` on them while a second thread checks
     /// their checksums: loading leaves the pool idle, and the 1 GB model's SHA-256 took 0.6 s
-    /// before it. What `build` made is returned only if every checksum holds.
+    /// before it. What `build` made is returned only if every checksum holds, and a checksum
+    /// error comes before any error of `build`.
     pub fn resolve_all_while<T>(
         &self,
         manifest: &ModelManifest,
@@ -186,6 +187,20 @@ impl Resolver {
             .iter()
             .map(|f| self.locate(manifest, f, allow_download))
             .collect::<Result<Vec<_>>>()?;
+        // A file not of its pinned length (a cut-off download) is checked before anything
+        // parses it, so that it reads as a checksum error, not as what the parser makes of it.
+        let lengths_hold = files.iter().zip(&manifest.files).all(|(found, file)| {
+            file.size.is_none_or(|size| {
+                std::fs::metadata(&found.path).is_ok_and(|meta| meta.len() == size)
+            })
+        });
+        if !lengths_hold {
+            for (found, file) in files.iter_mut().zip(&manifest.files) {
+                found.sha256 = checksum(&found.path, file)?;
+            }
+            let built = build(&files)?;
+            return Ok((files, built));
+        }
         let (sums, built) = std::thread::scope(|scope| {
             let checking = scope.spawn(|| {
                 files
@@ -315,4 +330,81 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         hasher.update(&buf[..n]);
     }
     Ok(format!("{:x}", hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cache holding one file `weights.bin` with `bytes`, and a manifest pinning it to
+    /// `pinned` (its sha256) and `size`.
+    fn cache_with(
+        bytes: &[u8],
+        pinned: &str,
+        size: usize,
+    ) -> (tempfile::TempDir, Resolver, ModelManifest) {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("models--test--tiny");
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::fs::create_dir_all(repo.join("snapshots/main")).unwrap();
+        std::fs::write(repo.join("refs/main"), "main").unwrap();
+        std::fs::write(repo.join("snapshots/main/weights.bin"), bytes).unwrap();
+        let manifest: ModelManifest = toml::from_str(&format!(
+            r#"
+name = "tiny"
+display_name = "tiny"
+architecture = "gguf"
+hub = {{ repo = "test/tiny", revision = "main" }}
+files = [{{ role = "weights", name = "weights.bin", sha256 = "{pinned}", size = {size} }}]
+"#
+        ))
+        .unwrap();
+        let resolver = Resolver {
+            cache: Cache::new(dir.path().to_path_buf()),
+            offline: true,
+            progress: false,
+            unreachable: Arc::default(),
+        };
+        (dir, resolver, manifest)
+    }
+
+    fn sha256_of(bytes: &[u8]) -> String {
+        format!("{:x}", Sha256::digest(bytes))
+    }
+
+    #[test]
+    fn a_build_beside_the_checksum_is_kept_only_when_the_checksum_holds() {
+        let bytes = b"model bytes";
+        let (_dir, resolver, manifest) = cache_with(bytes, &sha256_of(bytes), bytes.len());
+        let (files, built) = resolver
+            .resolve_all_while(&manifest, false, |files| Ok(files.len()))
+            .unwrap();
+        assert_eq!(built, 1);
+        assert_eq!(files[0].sha256, sha256_of(bytes));
+
+        // the same length, other bytes: the build runs beside the checksum, whose error wins
+        // over the build's own
+        let (_dir, resolver, manifest) = cache_with(b"model bytez", &sha256_of(bytes), bytes.len());
+        let err = resolver
+            .resolve_all_while(&manifest, false, |_| -> Result<()> {
+                Err(Error::model("tiny", "not a readable GGUF file"))
+            })
+            .unwrap_err();
+        assert!(matches!(err, Error::Checksum { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_file_not_of_its_pinned_length_is_checked_before_it_is_built() {
+        let bytes = b"model bytes";
+        let (_dir, resolver, manifest) = cache_with(b"model", &sha256_of(bytes), bytes.len());
+        let mut built = false;
+        let err = resolver
+            .resolve_all_while(&manifest, false, |_| {
+                built = true;
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(matches!(err, Error::Checksum { .. }), "{err}");
+        assert!(!built, "a cut-off file was handed to the build");
+    }
 }
