@@ -187,6 +187,13 @@ impl Resolver {
             .iter()
             .map(|f| self.locate(manifest, f, allow_download))
             .collect::<Result<Vec<_>>>()?;
+        let checksums = |files: &[ResolvedFile]| {
+            files
+                .iter()
+                .zip(&manifest.files)
+                .map(|(found, file)| checksum(&found.path, file))
+                .collect::<Result<Vec<_>>>()
+        };
         // A file not of its pinned length (a cut-off download) is checked before anything
         // parses it, so that it reads as a checksum error, not as what the parser makes of it.
         let lengths_hold = files.iter().zip(&manifest.files).all(|(found, file)| {
@@ -194,27 +201,19 @@ impl Resolver {
                 std::fs::metadata(&found.path).is_ok_and(|meta| meta.len() == size)
             })
         });
-        if !lengths_hold {
-            for (found, file) in files.iter_mut().zip(&manifest.files) {
-                found.sha256 = checksum(&found.path, file)?;
-            }
-            let built = build(&files)?;
-            return Ok((files, built));
-        }
-        let (sums, built) = std::thread::scope(|scope| {
-            let checking = scope.spawn(|| {
-                files
-                    .iter()
-                    .zip(&manifest.files)
-                    .map(|(found, file)| checksum(&found.path, file))
-                    .collect::<Result<Vec<_>>>()
-            });
-            let built = build(&files);
-            let sums = checking.join().unwrap_or_else(|panic| {
-                std::panic::resume_unwind(panic);
-            });
-            (sums, built)
-        });
+        let (sums, built) = if lengths_hold {
+            std::thread::scope(|scope| {
+                let checking = scope.spawn(|| checksums(&files));
+                let built = build(&files);
+                let sums = checking.join().unwrap_or_else(|panic| {
+                    std::panic::resume_unwind(panic);
+                });
+                (sums, built)
+            })
+        } else {
+            let sums = checksums(&files)?;
+            (Ok(sums), build(&files))
+        };
         for (found, sum) in files.iter_mut().zip(sums?) {
             found.sha256 = sum;
         }

@@ -121,12 +121,14 @@ impl GgufModel {
     }
 
     /// Reads one tensor from the part that holds it.
-    pub fn tensor(&mut self, name: &str, device: &Device) -> Result<QTensor> {
+    pub fn tensor(&self, name: &str, device: &Device) -> Result<QTensor> {
         let &i = self
             .home
             .get(name)
             .ok_or_else(|| bad(self.path(), format!("no tensor {name}")))?;
         let (path, content, map) = &self.parts[i];
+        // candle's `TensorInfo::read` checks these before it reads; `qtensor_from_ggml`, given
+        // the bytes here, checks neither the block count nor the slice's length.
         let info = &content.tensor_infos[name];
         let elements = info.shape.elem_count();
         let block = info.ggml_dtype.block_size();
