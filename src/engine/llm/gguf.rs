@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::quantized::ggml_file::qtensor_from_ggml;
 use candle_core::quantized::gguf_file::{Content, Value};
-use candle_core::quantized::QTensor;
-use candle_core::Device;
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
 use memmap2::Mmap;
 
 use crate::error::{Error, Result};
@@ -19,10 +20,10 @@ use crate::error::{Error, Result};
 /// The parts of one GGUF model, opened.
 pub struct GgufModel {
     /// Each part's header and its file, mapped, in split order. Mapped rather than read:
-    /// a tensor is copied once, from the page cache into its own storage, where reading
-    /// it first into a fresh buffer had the kernel zero and fault in another 1 GB (a
-    /// third of the load's time). candle reads the header value by value, from memory here.
-    parts: Vec<(PathBuf, Content, Mmap)>,
+    /// the kernels read most weights in place ([`MappedTensor`]), and a tensor that needs
+    /// its own storage is copied once, from the page cache. Reading the file into fresh
+    /// buffers had the kernel zero and fault in gigabytes (most of the load's time).
+    parts: Vec<(PathBuf, Content, Arc<Mmap>)>,
     /// Tensor name → the part that holds it.
     home: BTreeMap<String, usize>,
 }
@@ -39,10 +40,11 @@ impl GgufModel {
         let mut parts = Vec::with_capacity(paths.len());
         for path in paths {
             let file = File::open(path).map_err(|e| Error::io(path, e))?;
-            // SAFETY: the mapping is read-only and lives only while the model loads. A file
-            // changed under it by another process is the caveat every mmap reader (candle's
-            // safetensors, llama.cpp) accepts; the checksum was taken on the same file.
-            let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+            // SAFETY: the mapping is read-only. A file changed under it by another process is
+            // the caveat every mmap reader (candle's safetensors, llama.cpp) accepts; the
+            // checksum was taken on the same file, and downloads replace a file, never
+            // rewrite it in place.
+            let map = Arc::new(unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?);
             let content = Content::read(&mut Cursor::new(&map[..]))
                 .map_err(|e| bad(path, format!("not a readable GGUF file: {e}")))?;
             parts.push((path.clone(), content, map));
@@ -120,8 +122,45 @@ impl GgufModel {
         self.home.contains_key(name)
     }
 
-    /// Reads one tensor from the part that holds it.
+    /// Reads one tensor from the part that holds it into its own storage.
     pub fn tensor(&self, name: &str, device: &Device) -> Result<QTensor> {
+        let (i, range) = self.locate(name)?;
+        let (_, content, map) = &self.parts[i];
+        let info = &content.tensor_infos[name];
+        let bytes = &map[range];
+        // candle views the bytes as blocks of f16 and f32 fields in place; a tensor the file
+        // did not align (GGUF aligns to 32 by default) goes through candle's own copy instead.
+        if (bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<f32>()) {
+            Ok(qtensor_from_ggml(
+                info.ggml_dtype,
+                bytes,
+                info.shape.dims().to_vec(),
+                device,
+            )?)
+        } else {
+            Ok(content.tensor(&mut Cursor::new(&map[..]), name, device)?)
+        }
+    }
+
+    /// One tensor's blocks where they lie in the mapped file, for kernels that read them in
+    /// place; `None` where the file did not align them to 4 bytes (see [`Self::tensor`]).
+    pub fn mapped(&self, name: &str) -> Result<Option<MappedTensor>> {
+        let (i, range) = self.locate(name)?;
+        let (_, content, map) = &self.parts[i];
+        let info = &content.tensor_infos[name];
+        Ok(range
+            .start
+            .is_multiple_of(std::mem::align_of::<f32>())
+            .then(|| MappedTensor {
+                map: map.clone(),
+                range,
+                dtype: info.ggml_dtype,
+                dims: info.shape.dims().to_vec(),
+            }))
+    }
+
+    /// The part holding `name` and the byte range of its data there, checked.
+    fn locate(&self, name: &str) -> Result<(usize, std::ops::Range<usize>)> {
         let &i = self
             .home
             .get(name)
@@ -140,35 +179,92 @@ impl GgufModel {
         }
         let size = elements / block * info.ggml_dtype.type_size();
         let start = (content.tensor_data_offset as usize).saturating_add(info.offset as usize);
-        let bytes = start
-            .checked_add(size)
-            .and_then(|end| map.get(start..end))
-            .ok_or_else(|| {
-                bad(
-                    path,
-                    format!(
-                        "tensor {name} needs {size} bytes at offset {start}; the file has {}",
-                        map.len()
-                    ),
-                )
-            })?;
-        // candle views the bytes as blocks of f16 and f32 fields in place; a tensor the file
-        // did not align (GGUF aligns to 32 by default) goes through candle's own copy instead.
-        if (bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<f32>()) {
-            Ok(qtensor_from_ggml(
-                info.ggml_dtype,
-                bytes,
-                info.shape.dims().to_vec(),
-                device,
-            )?)
-        } else {
-            Ok(content.tensor(&mut Cursor::new(&map[..]), name, device)?)
+        match start.checked_add(size) {
+            Some(end) if end <= map.len() => Ok((i, start..end)),
+            _ => Err(bad(
+                path,
+                format!(
+                    "tensor {name} needs {size} bytes at offset {start}; the file has {}",
+                    map.len()
+                ),
+            )),
         }
     }
 
     /// The first part's path, for messages.
     pub fn path(&self) -> &Path {
         &self.parts[0].0
+    }
+}
+
+/// A tensor's GGUF blocks in the mapped file (checked whole and 4-byte aligned), kept
+/// mapped for as long as a weight reads them: the model's largest matrices are never copied.
+#[derive(Clone)]
+pub struct MappedTensor {
+    map: Arc<Mmap>,
+    range: std::ops::Range<usize>,
+    pub dtype: GgmlDType,
+    pub dims: Vec<usize>,
+}
+
+impl MappedTensor {
+    pub fn bytes(&self) -> &[u8] {
+        &self.map[self.range.clone()]
+    }
+
+    /// A copy in candle's own storage on `device`.
+    pub fn to_qtensor(&self, device: &Device) -> Result<QTensor> {
+        Ok(qtensor_from_ggml(
+            self.dtype,
+            self.bytes(),
+            self.dims.clone(),
+            device,
+        )?)
+    }
+
+    /// Rows `ids` of a `[rows, width]` table, dequantized as candle's `QTensor::embedding`
+    /// does (the same per-block conversion), shaped `ids.dims() + [width]`.
+    pub fn embedding(&self, ids: &Tensor) -> Result<Tensor> {
+        let [rows, width] = self.dims[..] else {
+            return Err(Error::model(
+                "gguf",
+                "an embedding table has two dimensions",
+            ));
+        };
+        if !width.is_multiple_of(self.dtype.block_size()) {
+            return Err(Error::model(
+                "gguf",
+                format!(
+                    "embedding width {width} is not whole blocks of {:?}",
+                    self.dtype
+                ),
+            ));
+        }
+        let row_bytes = width / self.dtype.block_size() * self.dtype.type_size();
+        let mut shape = ids.dims().to_vec();
+        shape.push(width);
+        let ids = ids.flatten_all()?.to_vec1::<u32>()?;
+        // u32 words: candle views the copy as blocks with f16 and f32 fields
+        let mut gathered = vec![0u32; (ids.len() * row_bytes).div_ceil(4)];
+        let out: &mut [u8] = bytemuck::cast_slice_mut(&mut gathered);
+        for (k, &id) in ids.iter().enumerate() {
+            let id = id as usize;
+            if id >= rows {
+                return Err(Error::model(
+                    "gguf",
+                    format!("embedding id {id} is out of range for {rows} rows"),
+                ));
+            }
+            out[k * row_bytes..][..row_bytes]
+                .copy_from_slice(&self.bytes()[id * row_bytes..][..row_bytes]);
+        }
+        let table = qtensor_from_ggml(
+            self.dtype,
+            &out[..ids.len() * row_bytes],
+            vec![ids.len(), width],
+            &Device::Cpu,
+        )?;
+        Ok(table.dequantize(&Device::Cpu)?.reshape(shape)?)
     }
 }
 
@@ -190,5 +286,63 @@ fn bad(path: &Path, problem: String) -> Error {
     Error::Model {
         model: path.display().to_string(),
         problem,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::quant::qweight::Weight;
+    use candle_core::quantized::gguf_file;
+
+    fn bits(t: &Tensor) -> Vec<u32> {
+        let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// Tables and matrices read in place from the mapped file give every bit that candle's
+    /// copies of the same tensors give: embedding rows of each format, and products of one,
+    /// two and many rows (our gemv, our gemm or candle's tiles, whichever this CPU runs).
+    #[test]
+    fn mapped_tensors_read_as_candles_copies() -> Result<()> {
+        let dev = Device::Cpu;
+        let (rows, width) = (64, 512);
+        let dir = tempfile::tempdir().map_err(|e| Error::io(Path::new("tmp"), e))?;
+        let path = dir.path().join("t.gguf");
+        let w = (Tensor::randn(0f32, 1.0, (rows, width), &dev)? * 0.5)?;
+        let tensors: Vec<(String, QTensor)> = [GgmlDType::Q4K, GgmlDType::Q6K, GgmlDType::F32]
+            .into_iter()
+            .map(|d| Ok((format!("{d:?}"), QTensor::quantize(&w, d)?)))
+            .collect::<Result<_>>()?;
+        let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let arch = Value::String("qwen2".into());
+        let mut file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        gguf_file::write(&mut file, &[("general.architecture", &arch)], &refs)?;
+        drop(file);
+
+        let model = GgufModel::open(std::slice::from_ref(&path))?;
+        let ids = Tensor::new(&[[3u32, 0, 63], [7, 7, 1]], &dev)?;
+        let x = Tensor::randn(0f32, 1.0, (9, width), &dev)?;
+        for (name, _) in &tensors {
+            let mapped = model.mapped(name)?.expect("GGUF aligns tensors");
+            let copy = model.tensor(name, &dev)?;
+            let looked_up = mapped.embedding(&ids)?;
+            assert_eq!(looked_up.dims(), &[2, 3, width]);
+            assert_eq!(bits(&looked_up), bits(&copy.embedding(&ids)?), "{name}");
+            let in_place = Weight::mapped(mapped, &dev)?;
+            let owned = Weight::new(copy)?;
+            for n in [1, 2, 9] {
+                let x = x.narrow(0, 0, n)?;
+                assert_eq!(
+                    bits(&in_place.forward(&x)?),
+                    bits(&owned.forward(&x)?),
+                    "{name}, {n} rows"
+                );
+            }
+        }
+        let too_far = Tensor::new(&[64u32], &dev)?;
+        let err = model.mapped("Q4K")?.expect("aligned").embedding(&too_far);
+        assert!(err.is_err_and(|e| e.to_string().contains("out of range")));
+        Ok(())
     }
 }

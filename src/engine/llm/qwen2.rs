@@ -6,7 +6,7 @@ use candle_core::quantized::QTensor;
 use candle_core::{DType, Device, Tensor};
 
 use super::family::{CausalLm, LmShape};
-use super::gguf::GgufModel;
+use super::gguf::{GgufModel, MappedTensor};
 use super::kv_cache::KvCache;
 use crate::engine::quant::qweight::{with_values, Weight};
 use crate::error::{Error, Result};
@@ -71,7 +71,7 @@ struct Layer {
 
 pub struct Qwen2 {
     cfg: Qwen2Config,
-    embed: QTensor,
+    embed: Embedding,
     layers: Vec<Layer>,
     norm: Tensor,
     lm_head: Weight,
@@ -79,6 +79,21 @@ pub struct Qwen2 {
     sin: Tensor,
     device: Device,
     streamed_bytes: usize,
+}
+
+/// The token embedding table, where it is.
+enum Embedding {
+    Mapped(MappedTensor),
+    Owned(QTensor),
+}
+
+impl Embedding {
+    fn lookup(&self, ids: &Tensor) -> Result<Tensor> {
+        match self {
+            Embedding::Mapped(m) => m.embedding(ids),
+            Embedding::Owned(t) => Ok(t.embedding(ids)?),
+        }
+    }
 }
 
 struct Loader<'a> {
@@ -92,10 +107,26 @@ impl Loader<'_> {
     fn qtensor(&mut self, name: &str) -> Result<QTensor> {
         self.gguf.tensor(name, self.device)
     }
+    /// A matrix read in place from the mapped file where the CPU kernels serve.
     fn matmul(&mut self, name: &str) -> Result<Weight> {
-        let t = self.qtensor(name)?;
-        self.streamed += t.storage_size_in_bytes();
-        Weight::new(t)
+        match self.gguf.mapped(name)? {
+            Some(m) => {
+                self.streamed += m.bytes().len();
+                Weight::mapped(m, self.device)
+            }
+            None => {
+                let t = self.qtensor(name)?;
+                self.streamed += t.storage_size_in_bytes();
+                Weight::new(t)
+            }
+        }
+    }
+    /// The embedding table: rows are looked up in the mapped file on the CPU.
+    fn embedding(&mut self, name: &str) -> Result<Embedding> {
+        match self.gguf.mapped(name)? {
+            Some(m) if self.device.is_cpu() => Ok(Embedding::Mapped(m)),
+            _ => Ok(Embedding::Owned(self.qtensor(name)?)),
+        }
     }
     fn dense(&mut self, name: &str) -> Result<Tensor> {
         let t = self.qtensor(name)?;
@@ -115,7 +146,7 @@ impl Qwen2 {
             device,
             streamed: 0,
         };
-        let embed = l.qtensor("token_embd.weight")?;
+        let embed = l.embedding("token_embd.weight")?;
         let lm_head = if untied {
             l.matmul("output.weight")?
         } else {
@@ -242,7 +273,7 @@ impl Qwen2 {
         cache: &mut KvCache,
     ) -> Result<Tensor> {
         let (_, seq_len) = ids.dims2()?;
-        let mut x = self.embed.embedding(ids)?;
+        let mut x = self.embed.lookup(ids)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, self.cfg.rms_eps as f32)?;
             let h = layer

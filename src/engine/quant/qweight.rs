@@ -7,6 +7,7 @@
 //! candle's. All are bit-identical. candle alone would not do: it multiplies a lone Q6K row
 //! on the GGUF blocks with another kernel, which rounds differently from its tiles.
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
@@ -15,6 +16,7 @@ use candle_core::{Device, Module, Tensor, D};
 use super::activations;
 use super::gemm::{self, PackedMatrix};
 use super::gemv::{self, Format};
+use crate::engine::llm::gguf::MappedTensor;
 use crate::error::Result;
 
 /// Rows up to which our kernel is the faster (`examples/decode_matmuls`, all matmuls of a
@@ -22,28 +24,85 @@ use crate::error::Result;
 const GEMV_ROWS: usize = 2;
 
 pub struct Weight {
-    tiled: QMatMul,
+    /// candle's kernel: built at load where ours do not serve, else only if a batch needs it
+    /// (a CPU without `gemm`), so that weights read in place are not copied for nothing.
+    tiled: OnceLock<QMatMul>,
     /// The GGUF blocks for lone rows, where our kernel handles the format on this CPU.
-    compact: Option<(Arc<QTensor>, Format)>,
+    compact: Option<(Blocks, Format)>,
     /// The same repacked for many rows, on first use, where this CPU runs `gemm`.
     packed: OnceLock<PackedMatrix>,
 }
 
+/// Where a weight's GGUF blocks are: in candle's storage, or read in place from the file.
+enum Blocks {
+    Owned(Arc<QTensor>),
+    Mapped(MappedTensor),
+}
+
+impl Blocks {
+    fn bytes(&self) -> Result<Cow<'_, [u8]>> {
+        match self {
+            Blocks::Owned(t) => Ok(t.data()?),
+            Blocks::Mapped(m) => Ok(Cow::Borrowed(m.bytes())),
+        }
+    }
+
+    /// `[n, k]`: checked two-dimensional when the weight was made.
+    fn dims(&self) -> &[usize] {
+        match self {
+            Blocks::Owned(t) => t.shape().dims(),
+            Blocks::Mapped(m) => &m.dims,
+        }
+    }
+}
+
+/// Our kernels' format for `dtype` and an `n × k` matrix on `device`, where they serve.
+fn compact_format(dtype: GgmlDType, dims: &[usize], device: &Device) -> Option<Format> {
+    let format = match dtype {
+        GgmlDType::Q4K => Format::Q4K,
+        GgmlDType::Q6K => Format::Q6K,
+        _ => return None,
+    };
+    let &[n, k] = dims else { return None };
+    let fits = n % 16 == 0 && k % 256 == 0 && device.is_cpu() && gemv::available();
+    fits.then_some(format)
+}
+
 impl Weight {
     pub fn new(t: QTensor) -> Result<Self> {
-        let format = match t.dtype() {
-            GgmlDType::Q4K => Some(Format::Q4K),
-            GgmlDType::Q6K => Some(Format::Q6K),
-            _ => None,
-        };
-        let (n, k) = t.shape().dims2()?;
-        let fits = n % 16 == 0 && k % 256 == 0 && t.device().is_cpu() && gemv::available();
+        let format = compact_format(t.dtype(), t.shape().dims(), &t.device());
         let t = Arc::new(t);
         Ok(Weight {
-            compact: format.filter(|_| fits).map(|f| (t.clone(), f)),
-            tiled: QMatMul::from_arc(t)?,
+            compact: format.map(|f| (Blocks::Owned(t.clone()), f)),
+            tiled: OnceLock::from(QMatMul::from_arc(t)?),
             packed: OnceLock::new(),
         })
+    }
+
+    /// A weight whose blocks our kernels read where the file is mapped; copied into candle's
+    /// storage only where they do not serve (another format, another device).
+    pub fn mapped(m: MappedTensor, device: &Device) -> Result<Self> {
+        match compact_format(m.dtype, &m.dims, device) {
+            Some(format) => Ok(Weight {
+                compact: Some((Blocks::Mapped(m), format)),
+                tiled: OnceLock::new(),
+                packed: OnceLock::new(),
+            }),
+            None => Self::new(m.to_qtensor(device)?),
+        }
+    }
+
+    /// candle's kernel, built from the blocks on first need.
+    fn tiled(&self) -> Result<&QMatMul> {
+        if let Some(t) = self.tiled.get() {
+            return Ok(t);
+        }
+        let built = match &self.compact {
+            Some((Blocks::Owned(t), _)) => QMatMul::from_arc(t.clone())?,
+            Some((Blocks::Mapped(m), _)) => QMatMul::from_qtensor(m.to_qtensor(&Device::Cpu)?)?,
+            None => unreachable!("a weight without compact blocks is built tiled"),
+        };
+        Ok(self.tiled.get_or_init(|| built))
     }
 
     /// `x @ Wᵀ` over the last dimension of `x`.
@@ -60,7 +119,7 @@ impl Weight {
         match compact {
             Some(compact) if rows <= GEMV_ROWS => Self::gemv_forward(&compact, x),
             Some(_) if gemm::available() => Self::gemm_forward(weights, x),
-            _ => weights.iter().map(|w| Ok(w.tiled.forward(x)?)).collect(),
+            _ => weights.iter().map(|w| Ok(w.tiled()?.forward(x)?)).collect(),
         }
     }
 
@@ -73,8 +132,10 @@ impl Weight {
         if let Some(p) = self.packed.get() {
             return Ok(p);
         }
-        let (n, k) = t.shape().dims2()?;
-        let data = t.data()?;
+        let &[n, k] = t.dims() else {
+            unreachable!("compact blocks are two-dimensional")
+        };
+        let data = t.bytes()?;
         Ok(self
             .packed
             .get_or_init(|| PackedMatrix::pack(*format, &data, n, k)))
@@ -93,18 +154,18 @@ impl Weight {
     }
 
     /// `x @ Wᵀ` by our kernel, for up to [`gemv::MAX_ROWS`] rows.
-    fn gemv_forward(compact: &[&(Arc<QTensor>, Format)], x: &Tensor) -> Result<Vec<Tensor>> {
+    fn gemv_forward(compact: &[&(Blocks, Format)], x: &Tensor) -> Result<Vec<Tensor>> {
         let k = x.dim(D::Minus1)?;
         let rows = x.elem_count() / k;
         let act = with_values(x, activations::quantize_rows)?;
         let mut outs: Vec<Vec<f32>> = compact
             .iter()
-            .map(|(t, _)| Ok(vec![0f32; rows * t.shape().dims2()?.0]))
-            .collect::<Result<_>>()?;
+            .map(|(t, _)| vec![0f32; rows * t.dims()[0]])
+            .collect();
         let data: Vec<_> = compact
             .iter()
-            .map(|(t, _)| t.data())
-            .collect::<candle_core::Result<_>>()?;
+            .map(|(t, _)| t.bytes())
+            .collect::<Result<_>>()?;
         gemv::gemv_many(
             &compact
                 .iter()
