@@ -8,5 +8,6 @@ pub mod device;
 pub mod hub;
 pub mod llm;
 pub mod marian;
+pub mod pool;
 pub mod quant;
 pub mod registry;

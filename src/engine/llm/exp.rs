@@ -5,6 +5,8 @@
 //! sysdeps/ieee754/flt-32/e_expf.c, as its FMA build compiles it: the variant every AVX-512 CPU
 //! runs), step for step on 16 lanes, so it gives `f32::exp`'s bits; the test checks that.
 
+use std::mem::MaybeUninit;
+
 /// Whether the 16-lane forms run here: the CPU has AVX-512 and they give this C library's
 /// `expf` bits on a spread of inputs (checked once; a C library of another algorithm, or one
 /// that picked its non-FMA variant, keeps the scalar calls).
@@ -83,8 +85,8 @@ fn exp_less_scalar(values: &mut [f32], max: f32) {
 }
 
 /// `out[i] = silu(gate[i]) · up[i]`, as candle's `silu` (`v / (1 + exp(-v))`) then its
-/// product give it.
-pub fn silu_times(gate: &[f32], up: &[f32], out: &mut [f32]) {
+/// product give it. Every output is written, none read: `out` may be a fresh, unzeroed buffer.
+pub fn silu_times(gate: &[f32], up: &[f32], out: &mut [MaybeUninit<f32>]) {
     assert!(gate.len() == up.len() && up.len() == out.len());
     #[cfg(target_arch = "x86_64")]
     if available() {
@@ -96,9 +98,9 @@ pub fn silu_times(gate: &[f32], up: &[f32], out: &mut [f32]) {
 }
 
 /// [`silu_times`] one value at a time (and the vector form's tail).
-fn silu_times_scalar(gate: &[f32], up: &[f32], out: &mut [f32]) {
+fn silu_times_scalar(gate: &[f32], up: &[f32], out: &mut [MaybeUninit<f32>]) {
     for ((o, g), u) in out.iter_mut().zip(gate).zip(up) {
-        *o = (g / (1.0 + (-g).exp())) * u;
+        o.write((g / (1.0 + (-g).exp())) * u);
     }
 }
 
@@ -109,24 +111,31 @@ pub fn silu_times_parallel(gate: &[f32], up: &[f32]) -> Vec<f32> {
     const CHUNK: usize = 4096;
     assert_eq!(gate.len(), up.len());
     let n = gate.len();
-    let mut out = vec![0f32; n];
+    // not zeroed first (a serial pass over megabytes): the items write every value
+    let mut out: Vec<f32> = Vec::with_capacity(n);
     let out_ptr = out.as_mut_ptr() as usize;
     candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(CHUNK), |items| {
         for item in items {
             let (start, end) = (item * CHUNK, n.min(item * CHUNK + CHUNK));
-            // SAFETY: each item writes only its own values.
+            // SAFETY: within the capacity; each item writes only its own values.
             let out = unsafe {
-                std::slice::from_raw_parts_mut((out_ptr as *mut f32).add(start), end - start)
+                std::slice::from_raw_parts_mut(
+                    (out_ptr as *mut MaybeUninit<f32>).add(start),
+                    end - start,
+                )
             };
             silu_times(&gate[start..end], &up[start..end], out);
         }
     });
+    // SAFETY: the items cover `0..n`, and `silu_times` writes every value it is given.
+    unsafe { out.set_len(n) };
     out
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use core::arch::x86_64::*;
+    use std::mem::MaybeUninit;
 
     /// `s = exp(s - max)` for each score, as `f32::exp` gives it.
     #[target_feature(enable = "avx512f")]
@@ -236,7 +245,7 @@ mod x86 {
 
     /// [`super::silu_times`] 16 lanes at a time.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn silu_times(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    pub unsafe fn silu_times(gate: &[f32], up: &[f32], out: &mut [MaybeUninit<f32>]) {
         let one = _mm512_set1_ps(1.0);
         let mut gates = gate.chunks_exact(16);
         let mut ups = up.chunks_exact(16);
@@ -250,7 +259,7 @@ mod x86 {
             ));
             let silu = _mm512_div_ps(v, _mm512_add_ps(one, exp16(negated)));
             let product = _mm512_mul_ps(silu, _mm512_loadu_ps(u.as_ptr()));
-            _mm512_storeu_ps(o.as_mut_ptr(), product);
+            _mm512_storeu_ps(o.as_mut_ptr().cast(), product);
         }
         super::silu_times_scalar(gates.remainder(), ups.remainder(), outs.into_remainder());
     }
@@ -332,12 +341,13 @@ mod tests {
         let theirs = (g.silu()? * u)?.to_vec1::<f32>()?;
         let ours = silu_times_parallel(&gate, &up);
         // the lone form on a slice that starts off the 16-lane grid
-        let mut single = vec![0f32; gate.len() - 1];
+        let mut single = vec![MaybeUninit::new(0f32); gate.len() - 1];
         silu_times(&gate[1..], &up[1..], &mut single);
         assert!(ours[1..]
             .iter()
             .zip(&single)
-            .all(|(a, b)| a.to_bits() == b.to_bits()));
+            // SAFETY: initialised above (and written by `silu_times`)
+            .all(|(a, b)| a.to_bits() == unsafe { b.assume_init() }.to_bits()));
         for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
             assert!(
                 a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),

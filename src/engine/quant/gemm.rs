@@ -13,6 +13,8 @@
 
 use candle_core::quantized::k_quants::BlockQ8K;
 
+use crate::engine::pool::for_each_guided;
+
 // GGUF block sizes and `BlockQ8K` field offsets, as `gemv` reads them (it checks the size).
 use super::activations::{Q8K_BSUMS, Q8K_BYTES, Q8K_QS, QK_K};
 use super::gemv::{Format, Q4K_BYTES, Q6K_BYTES};
@@ -188,28 +190,34 @@ fn pack_q6k(blocks: &[u8], kb: usize, t: usize, b: usize) -> TileQ6K {
     tile
 }
 
-/// `outs[i] = x · matrices[i]ᵀ` for `rows` activation rows `x` (quantized by
-/// [`activations::quantize_rows`](super::activations::quantize_rows)) and matrices of the same `k`;
-/// `outs[i]` is `rows × n_i`. All products share one pass of candle's thread pool; a work
-/// item is one tile column of one matrix for a chunk of rows small enough to stay in cache.
-pub fn gemm_many(matrices: &[&PackedMatrix], x: &[BlockQ8K], rows: usize, outs: &mut [Vec<f32>]) {
-    assert!(available() && matrices.len() == outs.len() && !matrices.is_empty());
+/// `x · matrices[i]ᵀ` for `rows` activation rows `x` (quantized by
+/// [`activations::quantize_rows`](super::activations::quantize_rows)) and matrices of the same
+/// `k`: one `rows × n_i` output per matrix. All products share one pass of candle's thread
+/// pool; a work item is one tile column of one matrix for a chunk of rows small enough to
+/// stay in cache, the chunks of one product as even as `ROWS` allows.
+pub fn gemm_many(matrices: &[&PackedMatrix], x: &[BlockQ8K], rows: usize) -> Vec<Vec<f32>> {
+    assert!(available() && !matrices.is_empty());
     let k = matrices[0].k;
     let kb = k / QK_K;
     assert!(x.len() == rows * kb);
-    let chunk = (CHUNK_BYTES / (kb * Q8K_BYTES)).clamp(ROWS, 256) / ROWS * ROWS;
-    let chunks = rows.div_ceil(chunk);
+    let most = (CHUNK_BYTES / (kb * Q8K_BYTES)).clamp(ROWS, 256) / ROWS * ROWS;
+    let chunks = rows.div_ceil(most);
+    let chunk = rows.div_ceil(chunks.max(1)).div_ceil(ROWS) * ROWS;
     // (first item, matrix, out) per matrix
     let mut parts = Vec::with_capacity(matrices.len());
+    let mut outs: Vec<Vec<f32>> = Vec::with_capacity(matrices.len());
     let mut items = 0;
-    for (m, out) in matrices.iter().zip(outs.iter_mut()) {
-        assert!(m.k == k && out.len() == rows * m.n);
+    for m in matrices {
+        assert!(m.k == k);
+        // not zeroed (a serial pass over megabytes): every value is written below
+        let mut out = Vec::with_capacity(rows * m.n);
         parts.push((items, *m, out.as_mut_ptr() as usize));
+        outs.push(out);
         items += chunks * (m.n / TILE);
     }
     let act = x.as_ptr() as usize;
     let row_bytes = kb * Q8K_BYTES;
-    candle_core::utils::barrier_pool().execute_chunked(items, |range| {
+    for_each_guided(items, 1, |range| {
         for item in range {
             let p = parts.partition_point(|part| part.0 <= item) - 1;
             let (first, matrix, out) = parts[p];
@@ -241,6 +249,11 @@ pub fn gemm_many(matrices: &[&PackedMatrix], x: &[BlockQ8K], rows: usize, outs: 
             }
         }
     });
+    for (out, m) in outs.iter_mut().zip(matrices) {
+        // SAFETY: the items cover every tile column of every row chunk of each output.
+        unsafe { out.set_len(rows * m.n) };
+    }
+    outs
 }
 
 #[cfg(target_arch = "x86_64")]

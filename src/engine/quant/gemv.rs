@@ -14,6 +14,7 @@
 use candle_core::quantized::k_quants::BlockQ8K;
 
 pub(super) use super::activations::{Q8K_BSUMS, Q8K_BYTES, Q8K_QS, QK_K};
+use crate::engine::pool::for_each_guided;
 pub(super) const Q4K_BYTES: usize = 144;
 pub(super) const Q6K_BYTES: usize = 210;
 
@@ -86,18 +87,18 @@ pub fn wide() -> bool {
 /// Activation rows a call takes at most (their accumulators live on the stack).
 pub const MAX_ROWS: usize = 32;
 
-/// `outs[i] = x · matrices[i]ᵀ` for matrices of `k` columns given as (format, GGUF blocks) and
-/// `rows` ≤ [`MAX_ROWS`] activation rows `x` quantized by [`quantize_rows`](super::activations::quantize_rows); `outs[i]` is
-/// `rows × n_i`, `n_i` a multiple of 16. All products share one pass of candle's thread pool,
-/// 16 matrix rows per work item with AVX-512, else 8.
+/// `x · matrices[i]ᵀ` for matrices of `k` columns given as (format, GGUF blocks of `n_i`
+/// whole rows) and `rows` ≤ [`MAX_ROWS`] activation rows `x` quantized by
+/// [`quantize_rows`](super::activations::quantize_rows): one `rows × n_i` output per matrix,
+/// `n_i` a multiple of 16. All products share one pass of candle's thread pool, 16 matrix rows
+/// per work item with AVX-512, else 8.
 pub fn gemv_many(
     matrices: &[(Format, &[u8])],
     k: usize,
     x: &[BlockQ8K],
     rows: usize,
-    outs: &mut [Vec<f32>],
-) {
-    gemv_many_with(wide(), matrices, k, x, rows, outs)
+) -> Vec<Vec<f32>> {
+    gemv_many_with(wide(), matrices, k, x, rows)
 }
 
 /// [`gemv_many`], with the AVX-512 Q4K kernel or not (`wide_q4k`, which needs [`wide`]).
@@ -107,26 +108,23 @@ fn gemv_many_with(
     k: usize,
     x: &[BlockQ8K],
     rows: usize,
-    outs: &mut [Vec<f32>],
-) {
+) -> Vec<Vec<f32>> {
     let kb = k / QK_K;
     assert!(available() && (!wide_q4k || wide()) && rows <= MAX_ROWS && x.len() == rows * kb);
-    assert!(matrices.len() == outs.len());
     // (first item, kernel, row bytes, weights, out, n) per matrix
     let mut parts = Vec::with_capacity(matrices.len());
+    let mut outs: Vec<Vec<f32>> = Vec::with_capacity(matrices.len());
     let mut items = 0;
-    for (&(format, weights), out) in matrices.iter().zip(outs.iter_mut()) {
+    for &(format, weights) in matrices {
         let kernel = Kernel::for_format(format, wide_q4k);
         let block_bytes = match format {
             Format::Q4K => Q4K_BYTES,
             Format::Q6K => Q6K_BYTES,
         };
-        let n = out.len() / rows.max(1);
-        assert!(
-            n.is_multiple_of(kernel.rows())
-                && out.len() == rows * n
-                && n * kb * block_bytes <= weights.len()
-        );
+        let n = weights.len() / (kb * block_bytes);
+        assert!(n.is_multiple_of(kernel.rows()) && n * kb * block_bytes == weights.len());
+        // not zeroed (a serial pass over megabytes): every value is written below
+        let mut out = Vec::with_capacity(rows * n);
         parts.push((
             items,
             kernel,
@@ -135,10 +133,11 @@ fn gemv_many_with(
             out.as_mut_ptr() as usize,
             n,
         ));
+        outs.push(out);
         items += n / kernel.rows();
     }
     let act = x.as_ptr() as usize;
-    candle_core::utils::barrier_pool().execute_chunked(items, |range| {
+    for_each_guided(items, 1, |range| {
         for item in range {
             let p = parts.partition_point(|part| part.0 <= item) - 1;
             let (first, kernel, row_bytes, weights, out, n) = parts[p];
@@ -161,6 +160,11 @@ fn gemv_many_with(
             let _ = (w, row_bytes, kernel, act, out, n);
         }
     });
+    for (out, part) in outs.iter_mut().zip(&parts) {
+        // SAFETY: the items cover every `kernel.rows()` columns of every row of each output.
+        unsafe { out.set_len(rows * part.5) };
+    }
+    outs
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -643,11 +647,8 @@ mod tests {
             let xs = (Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu)? * 3.0)?;
             let act =
                 super::super::activations::quantize_rows(&xs.flatten_all()?.to_vec1::<f32>()?);
-            let run = |wide| {
-                let mut outs = vec![vec![0f32; rows * n]];
-                gemv_many_with(wide, &[(Format::Q4K, &bytes)], k, &act, rows, &mut outs);
-                outs.remove(0)
-            };
+            let run =
+                |wide| gemv_many_with(wide, &[(Format::Q4K, &bytes)], k, &act, rows).remove(0);
             let (narrow, wide) = (run(false), run(true));
             assert!(narrow
                 .iter()

@@ -148,8 +148,7 @@ impl Weight {
         let act = with_values(x, |xs| activations::quantize_rows_parallel(xs, rows, k))?;
         let packed: Vec<&PackedMatrix> =
             weights.iter().map(|w| w.packed()).collect::<Result<_>>()?;
-        let mut outs: Vec<Vec<f32>> = packed.iter().map(|p| vec![0f32; rows * p.rows()]).collect();
-        gemm::gemm_many(&packed, &act, rows, &mut outs);
+        let outs = gemm::gemm_many(&packed, &act, rows);
         outputs_shaped_as(x, rows, outs)
     }
 
@@ -158,15 +157,11 @@ impl Weight {
         let k = x.dim(D::Minus1)?;
         let rows = x.elem_count() / k;
         let act = with_values(x, activations::quantize_rows)?;
-        let mut outs: Vec<Vec<f32>> = compact
-            .iter()
-            .map(|(t, _)| vec![0f32; rows * t.dims()[0]])
-            .collect();
         let data: Vec<_> = compact
             .iter()
             .map(|(t, _)| t.bytes())
             .collect::<Result<_>>()?;
-        gemv::gemv_many(
+        let outs = gemv::gemv_many(
             &compact
                 .iter()
                 .zip(&data)
@@ -175,7 +170,6 @@ impl Weight {
             k,
             &act,
             rows,
-            &mut outs,
         );
         outputs_shaped_as(x, rows, outs)
     }
