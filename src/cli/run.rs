@@ -146,6 +146,7 @@ pub fn run(
         );
     }
     print_failures(&outcome.failures);
+    ctx.registry.release_at_exit();
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

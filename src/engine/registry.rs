@@ -64,6 +64,14 @@ impl<'a> Registry<'a> {
         self.store = store;
     }
 
+    /// Ends the engines without handing their memory back page by page: for a process about
+    /// to exit, which the kernel frees at once (dropping gigabytes of weights and KV cache
+    /// took 0.2 s of the sample run's end). Their results are already written: nothing an
+    /// engine holds is flushed on drop.
+    pub fn release_at_exit(&mut self) {
+        std::mem::forget(std::mem::take(&mut self.engines));
+    }
+
     /// The LLM `name`, loading it the first time.
     pub fn llm(&mut self, name: &str) -> Result<&mut LlmEngine> {
         match self.engine(name)? {
