@@ -40,10 +40,11 @@ impl GgufModel {
         let mut parts = Vec::with_capacity(paths.len());
         for path in paths {
             let file = File::open(path).map_err(|e| Error::io(path, e))?;
-            // SAFETY: the mapping is read-only. A file changed under it by another process is
-            // the caveat every mmap reader (candle's safetensors, llama.cpp) accepts; the
-            // checksum was taken on the same file, and downloads replace a file, never
-            // rewrite it in place.
+            // SAFETY: the mapping is read-only and lives as long as the weights read from it,
+            // the whole run. A file changed under it by another process (a SIGBUS if it is
+            // cut short) is the caveat every mmap reader (candle's safetensors, llama.cpp)
+            // accepts; the checksum was taken on the same file, and downloads replace a
+            // file (a rename), never rewrite it in place.
             let map = Arc::new(unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?);
             let content = Content::read(&mut Cursor::new(&map[..]))
                 .map_err(|e| bad(path, format!("not a readable GGUF file: {e}")))?;
@@ -146,7 +147,7 @@ impl GgufModel {
     /// place; `None` where the file did not align them to 4 bytes (see [`Self::tensor`]).
     pub fn mapped(&self, name: &str) -> Result<Option<MappedTensor>> {
         let (i, range) = self.locate(name)?;
-        let (_, content, map) = &self.parts[i];
+        let (path, content, map) = &self.parts[i];
         let info = &content.tensor_infos[name];
         Ok(range
             .start
@@ -156,6 +157,8 @@ impl GgufModel {
                 range,
                 dtype: info.ggml_dtype,
                 dims: info.shape.dims().to_vec(),
+                path: Arc::from(path.as_path()),
+                name: Arc::from(name),
             }))
     }
 
@@ -199,12 +202,16 @@ impl GgufModel {
 
 /// A tensor's GGUF blocks in the mapped file (checked whole and 4-byte aligned), kept
 /// mapped for as long as a weight reads them: the model's largest matrices are never copied.
+/// Its fields are private: candle reads as many bytes as the dims and type say, unchecked.
 #[derive(Clone)]
 pub struct MappedTensor {
     map: Arc<Mmap>,
     range: std::ops::Range<usize>,
-    pub dtype: GgmlDType,
-    pub dims: Vec<usize>,
+    dtype: GgmlDType,
+    dims: Vec<usize>,
+    /// The file and the tensor's name, for messages.
+    path: Arc<Path>,
+    name: Arc<str>,
 }
 
 impl MappedTensor {
@@ -212,48 +219,53 @@ impl MappedTensor {
         &self.map[self.range.clone()]
     }
 
+    pub fn dtype(&self) -> GgmlDType {
+        self.dtype
+    }
+
+    pub fn dims(&self) -> &[usize] {
+        &self.dims
+    }
+
+    /// An error about this tensor, naming its file and itself.
+    pub fn problem(&self, problem: impl std::fmt::Display) -> Error {
+        bad(&self.path, format!("tensor {}: {problem}", self.name))
+    }
+
     /// A copy in candle's own storage on `device`.
     pub fn to_qtensor(&self, device: &Device) -> Result<QTensor> {
-        Ok(qtensor_from_ggml(
-            self.dtype,
-            self.bytes(),
-            self.dims.clone(),
-            device,
-        )?)
+        qtensor_from_ggml(self.dtype, self.bytes(), self.dims.clone(), device)
+            .map_err(|e| self.problem(e))
     }
 
     /// Rows `ids` of a `[rows, width]` table, dequantized as candle's `QTensor::embedding`
     /// does (the same per-block conversion), shaped `ids.dims() + [width]`.
     pub fn embedding(&self, ids: &Tensor) -> Result<Tensor> {
         let [rows, width] = self.dims[..] else {
-            return Err(Error::model(
-                "gguf",
-                "an embedding table has two dimensions",
-            ));
+            return Err(self.problem(format!("dims {:?}; an embedding table has two", self.dims)));
         };
         if !width.is_multiple_of(self.dtype.block_size()) {
-            return Err(Error::model(
-                "gguf",
-                format!(
-                    "embedding width {width} is not whole blocks of {:?}",
-                    self.dtype
-                ),
-            ));
+            return Err(self.problem(format!(
+                "embedding width {width} is not whole blocks of {:?}",
+                self.dtype
+            )));
         }
         let row_bytes = width / self.dtype.block_size() * self.dtype.type_size();
         let mut shape = ids.dims().to_vec();
         shape.push(width);
-        let ids = ids.flatten_all()?.to_vec1::<u32>()?;
+        let ids = ids
+            .flatten_all()?
+            .to_dtype(candle_core::DType::U32)?
+            .to_vec1::<u32>()?;
         // u32 words: candle views the copy as blocks with f16 and f32 fields
         let mut gathered = vec![0u32; (ids.len() * row_bytes).div_ceil(4)];
         let out: &mut [u8] = bytemuck::cast_slice_mut(&mut gathered);
         for (k, &id) in ids.iter().enumerate() {
             let id = id as usize;
             if id >= rows {
-                return Err(Error::model(
-                    "gguf",
-                    format!("embedding id {id} is out of range for {rows} rows"),
-                ));
+                return Err(
+                    self.problem(format!("embedding id {id} is out of range for {rows} rows"))
+                );
             }
             out[k * row_bytes..][..row_bytes]
                 .copy_from_slice(&self.bytes()[id * row_bytes..][..row_bytes]);
@@ -263,7 +275,8 @@ impl MappedTensor {
             &out[..ids.len() * row_bytes],
             vec![ids.len(), width],
             &Device::Cpu,
-        )?;
+        )
+        .map_err(|e| self.problem(e))?;
         Ok(table.dequantize(&Device::Cpu)?.reshape(shape)?)
     }
 }
@@ -342,7 +355,10 @@ mod tests {
         }
         let too_far = Tensor::new(&[64u32], &dev)?;
         let err = model.mapped("Q4K")?.expect("aligned").embedding(&too_far);
-        assert!(err.is_err_and(|e| e.to_string().contains("out of range")));
+        assert!(err.is_err_and(|e| {
+            let message = e.to_string();
+            message.contains("out of range") && message.contains("tensor Q4K")
+        }));
         Ok(())
     }
 }

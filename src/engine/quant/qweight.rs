@@ -51,7 +51,7 @@ impl Blocks {
     fn dims(&self) -> &[usize] {
         match self {
             Blocks::Owned(t) => t.shape().dims(),
-            Blocks::Mapped(m) => &m.dims,
+            Blocks::Mapped(m) => m.dims(),
         }
     }
 }
@@ -64,7 +64,8 @@ fn compact_format(dtype: GgmlDType, dims: &[usize], device: &Device) -> Option<F
         _ => return None,
     };
     let &[n, k] = dims else { return None };
-    let fits = n % 16 == 0 && k % 256 == 0 && device.is_cpu() && gemv::available();
+    let fits =
+        n > 0 && k > 0 && n % 16 == 0 && k % 256 == 0 && device.is_cpu() && gemv::available();
     fits.then_some(format)
 }
 
@@ -82,7 +83,7 @@ impl Weight {
     /// A weight whose blocks our kernels read where the file is mapped; copied into candle's
     /// storage only where they do not serve (another format, another device).
     pub fn mapped(m: MappedTensor, device: &Device) -> Result<Self> {
-        match compact_format(m.dtype, &m.dims, device) {
+        match compact_format(m.dtype(), m.dims(), device) {
             Some(format) => Ok(Weight {
                 compact: Some((Blocks::Mapped(m), format)),
                 tiled: OnceLock::new(),
@@ -116,6 +117,15 @@ impl Weight {
         let k = x.dim(D::Minus1)?;
         let rows = x.elem_count() / k;
         let compact: Option<Vec<_>> = weights.iter().map(|w| w.compact.as_ref()).collect();
+        // our kernels take the width from `x` and trust it; candle's check it themselves
+        if let Some(blocks) = &compact {
+            if let Some((b, _)) = blocks.iter().find(|(b, _)| b.dims()[1] != k) {
+                return Err(crate::error::Error::model(
+                    "quantized matmul",
+                    format!("input width {k}, weight {:?}", b.dims()),
+                ));
+            }
+        }
         match compact {
             Some(compact) if rows <= GEMV_ROWS => Self::gemv_forward(&compact, x),
             Some(_) if gemm::available() => Self::gemm_forward(weights, x),
