@@ -125,21 +125,15 @@ impl GgufModel {
 
     /// Reads one tensor from the part that holds it into its own storage.
     pub fn tensor(&self, name: &str, device: &Device) -> Result<QTensor> {
-        let (i, range) = self.locate(name)?;
-        let (_, content, map) = &self.parts[i];
-        let info = &content.tensor_infos[name];
-        let bytes = &map[range];
-        // candle views the bytes as blocks of f16 and f32 fields in place; a tensor the file
-        // did not align (GGUF aligns to 32 by default) goes through candle's own copy instead.
-        if (bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<f32>()) {
-            Ok(qtensor_from_ggml(
-                info.ggml_dtype,
-                bytes,
-                info.shape.dims().to_vec(),
-                device,
-            )?)
-        } else {
-            Ok(content.tensor(&mut Cursor::new(&map[..]), name, device)?)
+        match self.mapped(name)? {
+            Some(mapped) => mapped.to_qtensor(device),
+            // candle views the bytes as blocks of f16 and f32 fields in place; a tensor the
+            // file did not align (GGUF aligns to 32 by default) goes through its own copy
+            None => {
+                let (i, _) = self.locate(name)?;
+                let (_, content, map) = &self.parts[i];
+                Ok(content.tensor(&mut Cursor::new(&map[..]), name, device)?)
+            }
         }
     }
 
