@@ -40,6 +40,47 @@ pub fn for_each_guided(items: usize, min_grab: usize, work: impl Fn(Range<usize>
     });
 }
 
+/// Output vectors for a pool pass that writes every value, not zeroed first: outputs of
+/// megabytes were zeroed on the main thread alone before the pool wrote them. Each is handed
+/// out as an address (an integer, so that pool closures can share it); dropped unfilled, they
+/// are empty.
+pub struct UnzeroedOutputs(Vec<(Vec<f32>, usize)>);
+
+impl UnzeroedOutputs {
+    pub fn new() -> Self {
+        UnzeroedOutputs(Vec::new())
+    }
+
+    /// A new output of `len` values; returns its address.
+    pub fn push(&mut self, len: usize) -> usize {
+        let mut out = Vec::with_capacity(len);
+        let address = out.as_mut_ptr() as usize;
+        self.0.push((out, len));
+        address
+    }
+
+    /// The outputs, in the order they were pushed.
+    ///
+    /// # Safety
+    /// Every value of every output was written through its address.
+    pub unsafe fn assume_filled(self) -> Vec<Vec<f32>> {
+        self.0
+            .into_iter()
+            .map(|(mut out, len)| {
+                // SAFETY: within the capacity, and written (the caller's promise)
+                unsafe { out.set_len(len) };
+                out
+            })
+            .collect()
+    }
+}
+
+impl Default for UnzeroedOutputs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

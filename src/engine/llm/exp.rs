@@ -7,6 +7,8 @@
 
 use std::mem::MaybeUninit;
 
+use crate::engine::pool::UnzeroedOutputs;
+
 /// Whether the 16-lane forms run here: the CPU has AVX-512 and they give this C library's
 /// `expf` bits on a spread of inputs (checked once; a C library of another algorithm, or one
 /// that picked its non-FMA variant, keeps the scalar calls).
@@ -111,9 +113,8 @@ pub fn silu_times_parallel(gate: &[f32], up: &[f32]) -> Vec<f32> {
     const CHUNK: usize = 4096;
     assert_eq!(gate.len(), up.len());
     let n = gate.len();
-    // not zeroed first (a serial pass over megabytes): the items write every value
-    let mut out: Vec<f32> = Vec::with_capacity(n);
-    let out_ptr = out.as_mut_ptr() as usize;
+    let mut outs = UnzeroedOutputs::new();
+    let out_ptr = outs.push(n);
     candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(CHUNK), |items| {
         for item in items {
             let (start, end) = (item * CHUNK, n.min(item * CHUNK + CHUNK));
@@ -128,8 +129,7 @@ pub fn silu_times_parallel(gate: &[f32], up: &[f32]) -> Vec<f32> {
         }
     });
     // SAFETY: the items cover `0..n`, and `silu_times` writes every value it is given.
-    unsafe { out.set_len(n) };
-    out
+    unsafe { outs.assume_filled() }.remove(0)
 }
 
 #[cfg(target_arch = "x86_64")]

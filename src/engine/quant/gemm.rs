@@ -13,7 +13,7 @@
 
 use candle_core::quantized::k_quants::BlockQ8K;
 
-use crate::engine::pool::for_each_guided;
+use crate::engine::pool::{for_each_guided, UnzeroedOutputs};
 
 // GGUF block sizes and `BlockQ8K` field offsets, as `gemv` reads them (it checks the size).
 use super::activations::{Q8K_BSUMS, Q8K_BYTES, Q8K_QS, QK_K};
@@ -205,14 +205,11 @@ pub fn gemm_many(matrices: &[&PackedMatrix], x: &[BlockQ8K], rows: usize) -> Vec
     let chunk = rows.div_ceil(chunks.max(1)).div_ceil(ROWS) * ROWS;
     // (first item, matrix, out) per matrix
     let mut parts = Vec::with_capacity(matrices.len());
-    let mut outs: Vec<Vec<f32>> = Vec::with_capacity(matrices.len());
+    let mut outs = UnzeroedOutputs::new();
     let mut items = 0;
     for m in matrices {
         assert!(m.k == k);
-        // not zeroed (a serial pass over megabytes): every value is written below
-        let mut out = Vec::with_capacity(rows * m.n);
-        parts.push((items, *m, out.as_mut_ptr() as usize));
-        outs.push(out);
+        parts.push((items, *m, outs.push(rows * m.n)));
         items += chunks * (m.n / TILE);
     }
     let act = x.as_ptr() as usize;
@@ -249,11 +246,8 @@ pub fn gemm_many(matrices: &[&PackedMatrix], x: &[BlockQ8K], rows: usize) -> Vec
             }
         }
     });
-    for (out, m) in outs.iter_mut().zip(matrices) {
-        // SAFETY: the items cover every tile column of every row chunk of each output.
-        unsafe { out.set_len(rows * m.n) };
-    }
-    outs
+    // SAFETY: the items cover every tile column of every row chunk of each output.
+    unsafe { outs.assume_filled() }
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -14,7 +14,7 @@
 use candle_core::quantized::k_quants::BlockQ8K;
 
 pub(super) use super::activations::{Q8K_BSUMS, Q8K_BYTES, Q8K_QS, QK_K};
-use crate::engine::pool::for_each_guided;
+use crate::engine::pool::{for_each_guided, UnzeroedOutputs};
 pub(super) const Q4K_BYTES: usize = 144;
 pub(super) const Q6K_BYTES: usize = 210;
 
@@ -113,7 +113,7 @@ fn gemv_many_with(
     assert!(available() && (!wide_q4k || wide()) && rows <= MAX_ROWS && x.len() == rows * kb);
     // (first item, kernel, row bytes, weights, out, n) per matrix
     let mut parts = Vec::with_capacity(matrices.len());
-    let mut outs: Vec<Vec<f32>> = Vec::with_capacity(matrices.len());
+    let mut outs = UnzeroedOutputs::new();
     let mut items = 0;
     for &(format, weights) in matrices {
         let kernel = Kernel::for_format(format, wide_q4k);
@@ -123,17 +123,14 @@ fn gemv_many_with(
         };
         let n = weights.len() / (kb * block_bytes);
         assert!(n.is_multiple_of(kernel.rows()) && n * kb * block_bytes == weights.len());
-        // not zeroed (a serial pass over megabytes): every value is written below
-        let mut out = Vec::with_capacity(rows * n);
         parts.push((
             items,
             kernel,
             kb * block_bytes,
             weights,
-            out.as_mut_ptr() as usize,
+            outs.push(rows * n),
             n,
         ));
-        outs.push(out);
         items += n / kernel.rows();
     }
     let act = x.as_ptr() as usize;
@@ -160,11 +157,8 @@ fn gemv_many_with(
             let _ = (w, row_bytes, kernel, act, out, n);
         }
     });
-    for (out, part) in outs.iter_mut().zip(&parts) {
-        // SAFETY: the items cover every `kernel.rows()` columns of every row of each output.
-        unsafe { out.set_len(rows * part.5) };
-    }
-    outs
+    // SAFETY: the items cover every `kernel.rows()` columns of every row of each output.
+    unsafe { outs.assume_filled() }
 }
 
 #[cfg(target_arch = "x86_64")]
